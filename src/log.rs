@@ -1,0 +1,126 @@
+//! Where the host's lines and the guests' output go.
+//!
+//! The command line writes both to stderr, as `spin up` mirrors guest
+//! output there; tests capture them in memory to check what was (and was
+//! not) logged. Guest output is split into lines, each prefixed with the
+//! component id, so interleaved requests stay readable.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// A destination for log lines.
+#[derive(Clone)]
+pub enum LogSink {
+    /// The process's stderr.
+    Stderr,
+    /// Kept in memory, for tests.
+    Memory(Arc<Mutex<Vec<String>>>),
+}
+
+impl LogSink {
+    /// Writes one line.
+    pub fn line(&self, line: &str) {
+        match self {
+            LogSink::Stderr => {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+            LogSink::Memory(lines) => {
+                lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line.to_owned());
+            }
+        }
+    }
+}
+
+/// A guest's stdout or stderr: lines prefixed with `[component]`.
+#[derive(Clone)]
+pub struct GuestOutput {
+    prefix: String,
+    sink: LogSink,
+}
+
+impl GuestOutput {
+    /// Output of component `id` going to `sink`.
+    pub fn new(id: &str, sink: LogSink) -> Self {
+        Self {
+            prefix: format!("[{id}] "),
+            sink,
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LineWriter {
+            output: self.clone(),
+            pending: Vec::new(),
+        })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASIp3 guests ask for this; they are not served here.
+        Box::new(tokio::io::sink())
+    }
+}
+
+/// Buffers a partial line until its newline arrives (or the stream ends).
+struct LineWriter {
+    output: GuestOutput,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        self.output.sink.line(&format!(
+            "{}{}",
+            self.output.prefix,
+            text.trim_end_matches('\r')
+        ));
+    }
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.pending.extend_from_slice(&bytes);
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.emit(&line[..line.len() - 1]);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.emit(&pending);
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}

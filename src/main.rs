@@ -1,0 +1,99 @@
+//! `cargo run`: serve spin.toml the way `spin up` does.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use spin_auth::{App, HostOptions};
+
+const USAGE: &str = "\
+Usage: spin-auth [--listen ADDRESS] [--from MANIFEST] [--no-build]
+
+Serves a Spin application locally, as `spin up` does.
+
+Options:
+  --listen ADDRESS   address to listen on (default 127.0.0.1:3000)
+  -f, --from PATH    the manifest (default spin.toml)
+  --no-build         do not run the components' build commands
+  -h, --help         print this help
+
+Variables come from SPIN_VARIABLE_<NAME> in the environment or in .env.";
+
+struct Args {
+    listen: SocketAddr,
+    manifest: PathBuf,
+    build: bool,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        listen: std::env::var("SPIN_HTTP_LISTEN_ADDR")
+            .ok()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
+        manifest: PathBuf::from("spin.toml"),
+        build: true,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--listen" => {
+                let value = iter.next().ok_or("--listen needs an address")?;
+                args.listen = value.parse().map_err(|_| {
+                    format!("--listen: {value:?} is not an address such as 127.0.0.1:3000")
+                })?;
+            }
+            "-f" | "--from" => {
+                args.manifest = iter.next().ok_or("--from needs a path")?.into();
+            }
+            "--no-build" => args.build = false,
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("Error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: what failed and why, outermost context first.
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let mut options = HostOptions::new(&args.manifest);
+    options.build = args.build;
+    let app = Arc::new(App::load(&options)?);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", args.listen))?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        for line in app.startup_lines(&base_url) {
+            println!("{line}");
+        }
+        app.serve(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("Shutting down");
+        })
+        .await
+    })
+}

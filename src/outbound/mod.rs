@@ -1,0 +1,149 @@
+//! The Spin host interfaces: PostgreSQL, Redis, SQLite and variables.
+//!
+//! `bindgen!` generates the host traits from the WIT in `wit/`; each
+//! submodule implements one interface on [`RequestState`], the data of a
+//! request's [`wasmtime::Store`]. Connections to servers live in
+//! [`Outbound`], shared by every request of the app, so a request reuses
+//! pooled connections instead of dialling.
+
+pub mod allowed_hosts;
+pub mod pg;
+pub mod redis;
+pub mod sqlite;
+pub mod variables;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use self::allowed_hosts::AllowedHosts;
+
+/// Host-side bindings generated from `wit/`.
+#[allow(missing_docs)]
+mod bindings {
+    wasmtime::component::bindgen!({
+    path: "wit",
+    world: "spin-auth:host/host",
+    imports: { default: async | trappable },
+    with: {
+        "spin:postgres/postgres.connection": super::pg::PgConnection,
+        "fermyon:spin/redis.connection": super::redis::RedisConnection,
+        "fermyon:spin/sqlite.connection": super::sqlite::SqliteConnection,
+        "spin:sqlite/sqlite.connection": super::sqlite::SqliteConnection,
+    },
+    });
+}
+
+pub use bindings::{fermyon, spin};
+
+/// What one component may use, fixed at startup and shared by its requests.
+#[derive(Debug)]
+pub struct ComponentContext {
+    /// The component id from the manifest.
+    pub id: String,
+    /// Its variables, expanded.
+    pub variables: HashMap<String, String>,
+    /// Its `allowed_outbound_hosts`, expanded and parsed.
+    pub allowed_hosts: AllowedHosts,
+    /// Its `sqlite_databases`.
+    pub sqlite_databases: HashSet<String>,
+    /// Its `environment`, given to the guest through WASI.
+    pub environment: Vec<(String, String)>,
+}
+
+/// Connections shared by every request of the app.
+pub struct Outbound {
+    /// PostgreSQL pools, by address.
+    pub pg: pg::Pools,
+    /// Redis connections, by address.
+    pub redis: redis::Clients,
+    /// SQLite databases, by name.
+    pub sqlite: sqlite::Databases,
+}
+
+impl Outbound {
+    /// Shared state for an app whose `default` SQLite database lives at
+    /// `sqlite_path`.
+    pub fn new(sqlite_path: PathBuf) -> Self {
+        Self {
+            pg: pg::Pools::default(),
+            redis: redis::Clients::default(),
+            sqlite: sqlite::Databases::new(sqlite_path),
+        }
+    }
+}
+
+/// The data of one request's store.
+pub struct RequestState {
+    /// The component serving the request.
+    pub component: Arc<ComponentContext>,
+    /// Shared connections.
+    pub outbound: Arc<Outbound>,
+    /// WASI state: stdio, environment, clocks, random.
+    pub wasi: WasiCtx,
+    /// `wasi:http` state.
+    pub http: WasiHttpCtx,
+    /// Resources handed to the guest.
+    pub table: ResourceTable,
+    /// Outbound HTTP policy.
+    pub http_hooks: DenyOutboundHttp,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}
+
+/// Outbound HTTP is not something spin-auth's components do, so this host
+/// refuses it instead of implementing Spin's HTTP allow-list.
+#[derive(Default)]
+pub struct DenyOutboundHttp;
+
+impl wasmtime_wasi_http::WasiHttpHooks for DenyOutboundHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _response_errors: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<dyn Future<Output = OutgoingResponse> + Send> {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+type OutgoingResponse = Result<
+    (
+        http::Response<wasmtime_wasi_http::WasiBody>,
+        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ),
+    wasmtime_wasi_http::Error,
+>;
+
+/// Adds WASI, `wasi:http` and the Spin interfaces to `linker`.
+pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    spin::postgres::postgres::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    fermyon::spin::redis::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    fermyon::spin::variables::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    fermyon::spin::sqlite::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    spin::sqlite::sqlite::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    Ok(())
+}

@@ -1,0 +1,447 @@
+//! Loading an app and serving its HTTP triggers.
+//!
+//! Everything that can be wrong with the configuration (the manifest, a
+//! missing `.wasm`, a missing variable, an import this host lacks) is found
+//! by [`App::load`], before a socket is opened. Serving then costs, per
+//! request, a new [`Store`] and an instance from a pre-linked
+//! [`ProxyPre`] on the pooling allocator: no compilation, no linking.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::log::{GuestOutput, LogSink};
+use crate::manifest::Manifest;
+use crate::outbound::allowed_hosts::AllowedHosts;
+use crate::outbound::{self, ComponentContext, DenyOutboundHttp, Outbound, RequestState};
+use crate::routes::Router;
+use crate::variables::{Provider, ResolvedVariables};
+
+/// How to load and serve an app.
+#[derive(Clone)]
+pub struct HostOptions {
+    /// Path of `spin.toml`.
+    pub manifest: PathBuf,
+    /// Environment that supplies `SPIN_VARIABLE_*` values.
+    pub environment: Vec<(String, String)>,
+    /// Folder of the `.env` file read for variables (Spin reads the one in
+    /// its working directory).
+    pub dotenv_dir: PathBuf,
+    /// Where `.spin/` state lives; `<app dir>/.spin` when `None`.
+    pub state_dir: Option<PathBuf>,
+    /// Run the components' build commands when their output is stale.
+    pub build: bool,
+    /// Where the host's lines and guest output go.
+    pub log: LogSink,
+}
+
+impl HostOptions {
+    /// Options for `manifest`, with the process environment and working
+    /// directory, building stale components, logging to stderr.
+    pub fn new(manifest: impl Into<PathBuf>) -> Self {
+        Self {
+            manifest: manifest.into(),
+            environment: std::env::vars().collect(),
+            dotenv_dir: std::env::current_dir().unwrap_or_default(),
+            state_dir: None,
+            build: true,
+            log: LogSink::Stderr,
+        }
+    }
+}
+
+/// A component ready to serve.
+struct PreparedComponent {
+    context: Arc<ComponentContext>,
+    pre: ProxyPre<RequestState>,
+    stdout: GuestOutput,
+    stderr: GuestOutput,
+}
+
+/// A loaded app: routes and pre-linked components.
+pub struct App {
+    manifest: Manifest,
+    router: Router<usize>,
+    components: Vec<PreparedComponent>,
+    outbound: Arc<Outbound>,
+    log: LogSink,
+}
+
+/// The engine all apps of this process share, so that compiled code and
+/// the instance pool are set up once.
+fn engine() -> anyhow::Result<&'static Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine);
+    }
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // A fresh instance per request comes from a pool of pre-reserved slots;
+    // linear memories are reset by copy-on-write rather than re-mapped.
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(1000)
+        .total_core_instances(8000)
+        .total_memories(2000)
+        .total_tables(2000)
+        .total_stacks(1000)
+        // Argon2 needs 19 MiB; the rest is the components' heap.
+        .max_memory_size(256 << 20);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    let engine = Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot create the WebAssembly engine")?;
+    Ok(ENGINE.get_or_init(|| engine))
+}
+
+impl App {
+    /// Reads the manifest, builds stale components, resolves variables,
+    /// compiles and links every component; any problem is an error that
+    /// names it.
+    pub fn load(options: &HostOptions) -> anyhow::Result<Self> {
+        let manifest = Manifest::load(&options.manifest)?;
+        if options.build {
+            crate::build::build_stale_components(&manifest)?;
+        }
+        let provider =
+            Provider::from_environment(options.environment.iter().cloned(), &options.dotenv_dir)?;
+        let variables = ResolvedVariables::resolve(&manifest.variables, &provider)?;
+        variables.check_manifest(&manifest)?;
+
+        let state_dir = options
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| manifest.app_dir.join(".spin"));
+        let engine = engine()?;
+        let mut linker = Linker::new(engine);
+        outbound::add_to_linker(&mut linker)?;
+
+        let mut index_of = HashMap::new();
+        let mut components = Vec::new();
+        // Only components that a trigger serves are loaded, as in Spin.
+        for trigger in &manifest.triggers {
+            if index_of.contains_key(&trigger.component) {
+                continue;
+            }
+            let decl = &manifest.components[&trigger.component];
+            let component = load_component(engine, decl, &state_dir)?;
+            let instance_pre = linker.instantiate_pre(&component).map_err(|error| {
+                anyhow::anyhow!("component {} cannot run on this host: {error}", decl.id)
+            })?;
+            let pre = ProxyPre::new(instance_pre).map_err(|error| {
+                anyhow::anyhow!(
+                    "component {} does not export wasi:http/incoming-handler@0.2: {error}",
+                    decl.id
+                )
+            })?;
+            let hosts: Vec<String> = decl
+                .allowed_outbound_hosts
+                .iter()
+                .map(|entry| variables.expand(entry))
+                .collect::<anyhow::Result<_>>()?;
+            let context = ComponentContext {
+                id: decl.id.clone(),
+                variables: variables.for_component(decl)?,
+                allowed_hosts: AllowedHosts::parse(hosts.iter().map(String::as_str))
+                    .with_context(|| format!("component {}", decl.id))?,
+                sqlite_databases: decl.sqlite_databases.clone(),
+                environment: decl.environment.clone().into_iter().collect(),
+            };
+            index_of.insert(trigger.component.clone(), components.len());
+            components.push(PreparedComponent {
+                context: Arc::new(context),
+                pre,
+                stdout: GuestOutput::new(&decl.id, options.log.clone()),
+                stderr: GuestOutput::new(&decl.id, options.log.clone()),
+            });
+        }
+        let router = Router::new(
+            manifest
+                .triggers
+                .iter()
+                .map(|trigger| (trigger.route.clone(), index_of[&trigger.component])),
+        )?;
+        if !router.duplicates().is_empty() {
+            options
+                .log
+                .line("The following component routes are duplicates and will never be used:");
+            for (route, replaced_by) in router.duplicates() {
+                options.log.line(&format!(
+                    "  {}: {} (duplicate of {})",
+                    components[route.target].context.id,
+                    route.raw,
+                    components[*replaced_by].context.id
+                ));
+            }
+        }
+        let outbound = Arc::new(Outbound::new(state_dir.join("sqlite_db.db")));
+        if components
+            .iter()
+            .any(|c| c.context.sqlite_databases.contains("default"))
+        {
+            options.log.line(&format!(
+                "Storing default SQLite data to {:?}.",
+                outbound.sqlite.path()
+            ));
+        }
+        Ok(Self {
+            manifest,
+            router,
+            components,
+            outbound,
+            log: options.log.clone(),
+        })
+    }
+
+    /// The app's name from the manifest.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The lines `spin up` prints once it listens, most specific route first.
+    pub fn startup_lines(&self, base_url: &str) -> Vec<String> {
+        let mut lines = vec![
+            String::new(),
+            format!("Serving {base_url}"),
+            "Available Routes:".to_owned(),
+        ];
+        for route in self.router.routes() {
+            let id = &self.components[route.target].context.id;
+            let wildcard = if route.raw.ends_with("/...") {
+                " (wildcard)"
+            } else {
+                ""
+            };
+            lines.push(format!(
+                "  {id}: {base_url}{}{wildcard}",
+                route.pattern.component_route()
+            ));
+        }
+        lines
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, client) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    // A failed accept (out of descriptors, a reset) is about
+                    // one connection, not the server.
+                    Err(error) => {
+                        self.log.line(&format!("accept failed: {error}"));
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return Ok(()),
+            };
+            // Responses are small and latency matters more than packet count.
+            let _ = stream.set_nodelay(true);
+            let app = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let app = app.clone();
+                    async move { Ok::<_, std::convert::Infallible>(app.handle(request, client).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let response = match self.router.route(&path) {
+            // Spin answers an unrouted path with an empty 404.
+            None => empty_response(StatusCode::NOT_FOUND),
+            Some((route, found)) => {
+                let component = &self.components[route.target];
+                let request = with_spin_headers(request, route, &found, client);
+                match self.call(component, request).await {
+                    Ok(response) => response,
+                    Err(error) => {
+                        // The chain's ends say what happened; the wasm
+                        // backtrace in between is for a debugger.
+                        self.log.line(&format!(
+                            "Error processing request {method} {path} in component {}: {error}: {}",
+                            component.context.id,
+                            error.root_cause()
+                        ));
+                        empty_response(StatusCode::INTERNAL_SERVER_ERROR)
+                    }
+                }
+            }
+        };
+        self.log.line(&format!(
+            "{method} {path} {} {:.2}ms",
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+        response
+    }
+
+    async fn call(
+        &self,
+        component: &PreparedComponent,
+        request: Request<Incoming>,
+    ) -> anyhow::Result<Response<HyperOutgoingBody>> {
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(component.stdout.clone())
+            .stderr(component.stderr.clone())
+            .envs(&component.context.environment);
+        let state = RequestState {
+            component: component.context.clone(),
+            outbound: self.outbound.clone(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            http_hooks: DenyOutboundHttp,
+        };
+        let mut store = Store::new(component.pre.engine(), state);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let outparam = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = component.pre.clone();
+        // The guest runs in its own task so it can keep writing the body
+        // after the status and headers have gone out.
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow::anyhow!(
+                "guest failed to produce a response: {code:?}"
+            )),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(anyhow::anyhow!(
+                    "guest failed to produce a response prior to returning"
+                )),
+                Ok(Err(error)) => {
+                    Err(anyhow::Error::from(error).context("guest invocation failed"))
+                }
+                Err(join) => Err(anyhow::anyhow!("guest invocation panicked: {join}")),
+            },
+        }
+    }
+}
+
+fn load_component(
+    engine: &Engine,
+    decl: &crate::manifest::ComponentDecl,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<wasmtime::component::Component> {
+    if !decl.source.is_file() {
+        anyhow::bail!(
+            "component {}: {} does not exist; build it (`cargo build --target wasm32-wasip1 --release`) or let the host build it",
+            decl.id,
+            decl.source.display()
+        );
+    }
+    crate::componentize::load_component(engine, &decl.source, &state_dir.join("cache"))
+        .with_context(|| format!("component {}", decl.id))
+}
+
+fn empty_response(status: StatusCode) -> Response<HyperOutgoingBody> {
+    let body = Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+}
+
+/// Makes the URI absolute and adds Spin's request headers. Like Spin, the
+/// host appends them to the client's headers rather than replacing any of
+/// the same name, so a component must read the last value.
+fn with_spin_headers(
+    request: Request<Incoming>,
+    route: &crate::routes::Route<usize>,
+    found: &crate::routes::RouteMatch,
+    client: SocketAddr,
+) -> Request<Incoming> {
+    let (mut parts, body) = request.into_parts();
+    parts.headers.remove(http::header::CONNECTION);
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    if let Ok(uri) = http::Uri::builder()
+        .scheme("http")
+        .authority(host.as_str())
+        .path_and_query(path_and_query.as_str())
+        .build()
+    {
+        parts.uri = uri;
+    }
+    let matched_route = route.raw.strip_suffix('/').unwrap_or(&route.raw);
+    let mut add = |name: &str, value: &str| {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            parts.headers.append(name, value);
+        }
+    };
+    add("spin-path-info", &found.path_info);
+    add("spin-full-url", &format!("http://{host}{path_and_query}"));
+    add("spin-matched-route", matched_route);
+    add("spin-base-path", "/");
+    add("spin-raw-component-route", &route.raw);
+    add(
+        "spin-component-route",
+        route.raw.strip_suffix("/...").unwrap_or(&route.raw),
+    );
+    add("spin-client-addr", &client.to_string());
+    for (name, value) in &found.params {
+        add(
+            &format!(
+                "spin-path-match-{}",
+                name.to_ascii_lowercase().replace('_', "-")
+            ),
+            value,
+        );
+    }
+    Request::from_parts(parts, body)
+}
