@@ -1,0 +1,168 @@
+//! The JSON bodies the service sends, as the OpenAPI document describes
+//! them. Field names here are the contract; renaming one breaks clients.
+
+use serde::Serialize;
+
+use crate::clock::rfc3339;
+use crate::domain::User;
+use crate::store::SessionInfo;
+
+/// A user, as `GET /auth/me` and registration return it. Never a hash.
+#[derive(Debug, Serialize)]
+pub struct UserBody {
+    /// UUID.
+    pub id: String,
+    /// Canonical (lower-case) email.
+    pub email: String,
+    /// Given name or null.
+    pub first_name: Option<String>,
+    /// Family name or null.
+    pub last_name: Option<String>,
+    /// `["user"]` or `["user", "admin"]`.
+    pub roles: Vec<String>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl UserBody {
+    /// The body of `user` with `roles`.
+    pub fn new(user: &User, roles: Vec<String>) -> Self {
+        Self {
+            id: user.id.clone(),
+            email: user.email.as_str().to_owned(),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            roles,
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
+/// A login or refresh answer.
+#[derive(Debug, Serialize)]
+pub struct TokenBody {
+    /// The access JWT.
+    pub access_token: String,
+    /// Always `bearer` (RFC 6749 section 7.1).
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The refresh token, only when the client sent its refresh token in
+    /// the body (a client without a cookie jar); otherwise it travels only
+    /// in the HttpOnly cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The user, on login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserBody>,
+}
+
+/// One session in `GET /auth/sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionBody {
+    /// The session id (the `sid` of its access tokens).
+    pub id: String,
+    /// Login time.
+    pub created_at: String,
+    /// Last refresh or login.
+    pub last_used_at: String,
+    /// `User-Agent` of the login.
+    pub user_agent: String,
+    /// Client IP of the login.
+    pub ip: String,
+    /// Whether the calling token belongs to this session.
+    pub current: bool,
+}
+
+impl SessionBody {
+    /// The body of `session`; `current` when it is the caller's.
+    pub fn new(session: SessionInfo, current_session: &str) -> Self {
+        Self {
+            current: session.id == current_session,
+            id: session.id,
+            created_at: rfc3339(session.created_at),
+            last_used_at: rfc3339(session.last_used_at),
+            user_agent: session.user_agent,
+            ip: session.ip,
+        }
+    }
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize)]
+pub struct HealthBody {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// Each store: `ok` or `unavailable`.
+    pub checks: HealthChecks,
+}
+
+/// The stores `/health` checks.
+#[derive(Debug, Serialize)]
+pub struct HealthChecks {
+    /// Users and questions.
+    pub database: &'static str,
+    /// Sessions and refresh tokens.
+    pub sessions: &'static str,
+}
+
+/// A topic in `GET /questions/topics`.
+#[derive(Debug, Serialize)]
+pub struct TopicBody {
+    /// UUID.
+    pub id: String,
+    /// URL name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Description or null.
+    pub description: Option<String>,
+    /// Questions in the topic.
+    pub question_count: i64,
+    /// Questions of the topic the caller has answered.
+    pub answered: i64,
+    /// Of those, the ones whose latest answer is right.
+    pub correct: i64,
+}
+
+/// A question as listed (without its answer).
+#[derive(Debug, Serialize)]
+pub struct QuestionBody {
+    /// UUID.
+    pub id: String,
+    /// The question.
+    pub prompt: String,
+    /// The choices, in order.
+    pub choices: Vec<String>,
+}
+
+/// A page of questions.
+#[derive(Debug, Serialize)]
+pub struct QuestionPage {
+    /// The questions, oldest first.
+    pub items: Vec<QuestionBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A question as created (with its answer), for admins.
+#[derive(Debug, Serialize)]
+pub struct CreatedQuestionBody {
+    /// UUID.
+    pub id: String,
+    /// The question.
+    pub prompt: String,
+    /// The choices.
+    pub choices: Vec<String>,
+    /// Index of the right choice.
+    pub answer_index: i64,
+}
+
+/// The result of answering.
+#[derive(Debug, Serialize)]
+pub struct AnswerBody {
+    /// Whether the answer was right.
+    pub correct: bool,
+    /// The right choice.
+    pub answer_index: i64,
+}

@@ -1,0 +1,12 @@
+//! Values that are valid by construction: each has one constructor,
+//! `parse`, that checks it. Holding one means it was checked.
+
+mod email;
+mod password;
+mod slug;
+mod user;
+
+pub use email::Email;
+pub use password::Password;
+pub use slug::TopicSlug;
+pub use user::{Role, User, UserId, roles_for};

@@ -1,0 +1,167 @@
+//! Password hashing with Argon2id, stored as PHC strings.
+//!
+//! PHC strings carry their own algorithm and parameters, so hashes made by
+//! other Argon2 implementations (argon2-cffi and passlib, which the Python
+//! service used) verify here, and [`Verification::needs_rehash`] tells login
+//! to replace a hash made with weaker settings than the current policy.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::domain::Password;
+
+/// Memory cost in KiB: OWASP Password Storage Cheat Sheet, Argon2id,
+/// first recommended configuration (m=19 MiB, t=2, p=1).
+pub const MEMORY_KIB: u32 = 19_456;
+/// Passes over memory (OWASP, same configuration).
+pub const ITERATIONS: u32 = 2;
+/// Lanes (OWASP, same configuration). A component has one thread.
+pub const PARALLELISM: u32 = 1;
+/// Salt length in bytes (RFC 9106 section 3.1 recommends 16).
+const SALT_BYTES: usize = 16;
+
+/// Checked against when the email is unknown, so that a login for an
+/// unknown account costs the same hash as one for a known account. It is
+/// the hash of a random throwaway password made with the policy above;
+/// nothing verifies against it.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$yq9nTVXcIYRBy5caZxCiwA$bUCuFY7GoMZ/nqa94OjC8K0y76Su4sF38iwGLxmh0HM";
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    /// The password is the one the hash was made from.
+    pub matches: bool,
+    /// The hash is weaker than the current policy and should be replaced.
+    pub needs_rehash: bool,
+}
+
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
+        .expect("the policy's parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes `password` with the current policy and a fresh random salt.
+pub fn hash_password(password: &Password) -> anyhow::Result<String> {
+    let salt = SaltString::encode_b64(&crate::random::bytes::<SALT_BYTES>())
+        .map_err(|e| anyhow::anyhow!("cannot encode the salt: {e}"))?;
+    let hash = hasher()
+        .hash_password(password.expose(), &salt)
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+    Ok(hash.to_string())
+}
+
+/// Checks `password` against the PHC string `stored`. A string that is not
+/// an Argon2 PHC hash never matches (and is logged: it is data damage).
+pub fn verify_password(password: &Password, stored: &str) -> Verification {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        eprintln!("a stored password hash is not a PHC string");
+        return Verification {
+            matches: false,
+            needs_rehash: true,
+        };
+    };
+    let matches = Argon2::default()
+        .verify_password(password.expose(), &parsed)
+        .is_ok();
+    Verification {
+        matches,
+        needs_rehash: is_weaker_than_policy(&parsed),
+    }
+}
+
+/// Spends one verification's worth of time on an unknown account.
+pub fn verify_against_dummy(password: &Password) {
+    let _ = verify_password(password, DUMMY_HASH);
+}
+
+/// Weaker: another Argon2 variant or version, or less memory or fewer
+/// passes than the policy. More lanes is not weaker.
+fn is_weaker_than_policy(hash: &PasswordHash<'_>) -> bool {
+    let param = |name: &str| hash.params.get_decimal(name).unwrap_or_default();
+    hash.algorithm != Algorithm::Argon2id.ident()
+        || hash.version != Some(Version::V0x13.into())
+        || param("m") < MEMORY_KIB
+        || param("t") < ITERATIONS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn password(text: &str) -> Password {
+        Password::for_login(text).unwrap()
+    }
+
+    #[test]
+    fn a_new_hash_uses_the_policy_and_verifies() {
+        let hash = hash_password(&password("correct horse battery staple")).unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        let check = verify_password(&password("correct horse battery staple"), &hash);
+        assert_eq!(
+            check,
+            Verification {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+        assert!(!verify_password(&password("wrong"), &hash).matches);
+    }
+
+    #[test]
+    fn two_hashes_of_one_password_differ_by_salt() {
+        let p = password("correct horse battery staple");
+        assert_ne!(hash_password(&p).unwrap(), hash_password(&p).unwrap());
+    }
+
+    // Made with Python's argon2-cffi 23 and passlib 1.7, as the service
+    // being replaced stored them.
+    const CFFI_DEFAULT: &str = "$argon2id$v=19$m=65536,t=3,p=4$WJBtjYbJFNcRDGpZqrstdg$mAYzZrQGv5ubTzFp8XL1mcu3KHiYz5nAZOkBzvFuxSA";
+    const PASSLIB_WEAK: &str = "$argon2id$v=19$m=512,t=2,p=2$BoDQWqv1Pkeode5di/H+nw$zSNehf6d1aJ2EUKPPbDtcq6Ea7IBW/a12nBNP9CQwuQ";
+    const PASSLIB_ARGON2I: &str = "$argon2i$v=19$m=65536,t=3,p=4$fg/BeO/d21uL0XpPyZmzVg$jTcyUrwVqjTz1B5nDqm0a9Mjh9BURpAv1uQ29qkOivI";
+
+    #[test]
+    fn hashes_from_the_python_service_verify() {
+        let cffi = verify_password(&password("correct horse battery staple"), CFFI_DEFAULT);
+        assert_eq!(
+            cffi,
+            Verification {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+        let weak = verify_password(&password("Tr0ub4dor&3-legacy"), PASSLIB_WEAK);
+        assert_eq!(
+            weak,
+            Verification {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+        let argon2i = verify_password(&password("legacy-argon2i-password"), PASSLIB_ARGON2I);
+        assert_eq!(
+            argon2i,
+            Verification {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+        assert!(!verify_password(&password("wrong"), CFFI_DEFAULT).matches);
+    }
+
+    #[test]
+    fn a_damaged_hash_never_matches() {
+        for stored in ["", "plaintext", "$2b$12$abcdefghijklmnopqrstuv"] {
+            assert!(!verify_password(&password("plaintext"), stored).matches);
+        }
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_policy_parameters() {
+        let parsed = PasswordHash::new(DUMMY_HASH).unwrap();
+        assert!(!is_weaker_than_policy(&parsed));
+    }
+}

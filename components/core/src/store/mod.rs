@@ -1,0 +1,327 @@
+//! Storage: small traits for what the use cases need, and the backends
+//! that implement them.
+//!
+//! - [`sql`] implements users, questions, audit events, and (when no Redis
+//!   is configured) sessions and counters, over any [`sql::SqlDb`]:
+//!   [`pg`] (PostgreSQL through Spin's `pg4`) or [`sqlite`] (Spin's SQLite).
+//! - [`redis`] implements sessions and counters on Redis.
+//!
+//! [`Stores::open`] picks the backends from the configuration; nothing
+//! connects until a use case first asks.
+
+pub mod migrations;
+pub mod pg;
+pub mod questions;
+pub mod redis;
+pub mod sql;
+pub mod sqlite;
+
+use crate::clock::Timestamp;
+use crate::config::Config;
+use crate::domain::{Email, User};
+use crate::error::Store;
+use crate::tokens::TokenDigest;
+
+/// Why a store call failed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The server could not be reached; the request should get a 503.
+    Unavailable(Store, String),
+    /// Anything else: a bug or corrupt data.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for StoreError {
+    fn from(error: anyhow::Error) -> Self {
+        StoreError::Other(error)
+    }
+}
+
+/// Result of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user to create.
+pub struct NewUser<'a> {
+    /// Fresh id.
+    pub id: &'a str,
+    /// Canonical email.
+    pub email: &'a Email,
+    /// PHC string.
+    pub password_hash: &'a str,
+    /// Optional names.
+    pub first_name: Option<&'a str>,
+    /// Optional names.
+    pub last_name: Option<&'a str>,
+    /// Now.
+    pub created_at: Timestamp,
+}
+
+/// Users and their password hashes.
+pub trait UserStore {
+    /// Creates the user; `Ok(false)` when the email is taken.
+    fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool>;
+    /// The user with `email` and their password hash.
+    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, String)>>;
+    /// The user with `id`.
+    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Replaces the password hash.
+    fn set_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
+}
+
+/// How long sessions and their tokens live.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    /// Lifetime of a refresh token, renewed at each rotation: the idle
+    /// timeout of a session.
+    pub refresh_ttl: u64,
+    /// How long a retired refresh token is still honoured.
+    pub reuse_grace: u64,
+    /// Absolute lifetime of a session, however active.
+    pub max_lifetime: u64,
+}
+
+/// A session to start at login.
+pub struct NewSession<'a> {
+    /// The session id (`sid`).
+    pub id: &'a str,
+    /// Its user.
+    pub user_id: &'a str,
+    /// The user's roles at login, comma-separated; access tokens minted at
+    /// each refresh carry them.
+    pub roles: &'a str,
+    /// Login time.
+    pub created_at: Timestamp,
+    /// `User-Agent` of the login, cut to a sane length.
+    pub user_agent: &'a str,
+    /// Client IP of the login.
+    pub ip: &'a str,
+}
+
+/// A session as listed to its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// `sid`.
+    pub id: String,
+    /// Login time.
+    pub created_at: Timestamp,
+    /// Last refresh (or login).
+    pub last_used_at: Timestamp,
+    /// `User-Agent` of the login.
+    pub user_agent: String,
+    /// Client IP of the login.
+    pub ip: String,
+}
+
+/// The session a rotation acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedSession {
+    /// `sid`.
+    pub session_id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Roles stored at login, comma-separated.
+    pub roles: String,
+}
+
+/// The outcome of presenting a refresh token for rotation.
+///
+/// When a token is retired, its row keeps the digest of its successor and
+/// the successor sealed with a key derived from the retired token itself
+/// ([`crate::tokens::RefreshToken::seal`]). So a client that presents a
+/// retired token within the grace window (a second tab, a retried request)
+/// can be handed the session's current token, which only a holder of the
+/// retired token can unseal, and every concurrent refresh of one token ends
+/// with the same single current token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current: the replacement is now current.
+    Rotated(RotatedSession),
+    /// The token was retired within the grace window: nothing changed, and
+    /// these sealed successors lead from it to the current token.
+    Replayed(RotatedSession, Vec<String>),
+    /// The token was retired before the grace window: the session has been
+    /// revoked.
+    Reused(RotatedSession),
+    /// Unknown, expired, or its session is gone.
+    Invalid,
+}
+
+/// Sessions and refresh tokens.
+pub trait SessionStore {
+    /// Starts a session whose current refresh token is `token`.
+    fn create_session(
+        &self,
+        session: &NewSession<'_>,
+        token: &TokenDigest,
+        policy: &SessionPolicy,
+    ) -> StoreResult<()>;
+    /// Retires `presented` and makes `replacement` current, in one atomic
+    /// step; `sealed` is the replacement sealed by the presented token.
+    /// Detects reuse (see [`Rotation`]).
+    fn rotate(
+        &self,
+        presented: &TokenDigest,
+        replacement: &TokenDigest,
+        sealed: &str,
+        now: Timestamp,
+        policy: &SessionPolicy,
+    ) -> StoreResult<Rotation>;
+    /// Whether the session exists and has not expired or been revoked.
+    fn is_live(&self, session_id: &str, now: Timestamp) -> StoreResult<bool>;
+    /// The session and user a refresh token (current or retired) belongs
+    /// to, if the session is live.
+    fn session_of_token(
+        &self,
+        token: &TokenDigest,
+        now: Timestamp,
+    ) -> StoreResult<Option<(String, String)>>;
+    /// The live sessions of a user, oldest first.
+    fn list_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<SessionInfo>>;
+    /// Revokes one session of `user_id`; `false` if it is not theirs or
+    /// not live.
+    fn revoke_session(&self, user_id: &str, session_id: &str) -> StoreResult<bool>;
+    /// Revokes every session of `user_id` but `except`; returns how many.
+    fn revoke_all_sessions(&self, user_id: &str, except: Option<&str>) -> StoreResult<u64>;
+}
+
+/// Fixed-window counters for throttling.
+pub trait CounterStore {
+    /// Adds one to `key`, whose window of `window` seconds starts at its
+    /// first hit; returns the count and the seconds left in the window.
+    fn hit(&self, key: &str, window: u64, now: Timestamp) -> StoreResult<(u64, u64)>;
+    /// The count and seconds left, without adding.
+    fn peek(&self, key: &str, now: Timestamp) -> StoreResult<(u64, u64)>;
+    /// Forgets `key`.
+    fn clear(&self, key: &str) -> StoreResult<()>;
+}
+
+/// One audited event.
+pub struct AuditEvent<'a> {
+    /// What happened: `register`, `login_succeeded`, ...
+    pub event: &'a str,
+    /// Whose account, if known.
+    pub user_id: Option<&'a str>,
+    /// Which session, if any.
+    pub session_id: Option<&'a str>,
+    /// Client IP.
+    pub ip: &'a str,
+    /// Client `User-Agent`.
+    pub user_agent: &'a str,
+    /// Free text; never a password or token.
+    pub detail: Option<&'a str>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// The audit trail.
+pub trait AuditLog {
+    /// Appends an event.
+    fn record(&self, event: &AuditEvent<'_>) -> StoreResult<()>;
+}
+
+/// A topic with the caller's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    /// UUID.
+    pub id: String,
+    /// URL name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Questions in the topic.
+    pub question_count: i64,
+    /// Distinct questions the caller answered.
+    pub answered: i64,
+    /// Of those, the ones whose latest answer is right.
+    pub correct: i64,
+}
+
+/// A stored question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredQuestion {
+    /// Position in its topic's order of creation (the cursor).
+    pub seq: i64,
+    /// UUID.
+    pub id: String,
+    /// Its topic's id.
+    pub topic_id: String,
+    /// The question.
+    pub prompt: String,
+    /// The choices.
+    pub choices: Vec<String>,
+    /// The right choice.
+    pub answer_index: i64,
+}
+
+/// Topics, questions and answers.
+pub trait QuestionStore {
+    /// Every topic, by slug, with `user_id`'s progress, in one query.
+    fn topics(&self, user_id: &str) -> StoreResult<Vec<TopicSummary>>;
+    /// Creates a topic; `Ok(false)` when the slug is taken.
+    fn insert_topic(
+        &self,
+        id: &str,
+        slug: &str,
+        name: &str,
+        description: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// The id of the topic with `slug`.
+    fn topic_id(&self, slug: &str) -> StoreResult<Option<String>>;
+    /// Up to `limit` questions of a topic after position `after`.
+    fn questions(&self, topic_id: &str, after: i64, limit: i64)
+    -> StoreResult<Vec<StoredQuestion>>;
+    /// Adds a question to a topic.
+    fn insert_question(&self, question: &StoredQuestion, now: Timestamp) -> StoreResult<()>;
+    /// The question with `id`.
+    fn question(&self, id: &str) -> StoreResult<Option<StoredQuestion>>;
+    /// Records `user_id`'s latest answer to a question.
+    fn record_answer(
+        &self,
+        user_id: &str,
+        question: &StoredQuestion,
+        answer_index: i64,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+}
+
+/// The backends of one request, chosen from the configuration.
+pub struct Stores {
+    /// The SQL database: users, questions, audit (and sessions without Redis).
+    pub database: sql::SqlStore,
+    /// Redis, when configured.
+    pub redis: Option<redis::RedisStore>,
+}
+
+impl Stores {
+    /// Backends for `config`; nothing connects yet.
+    pub fn open(config: &Config) -> Self {
+        let database = match &config.database_url {
+            Some(url) => sql::SqlStore::new(Box::new(pg::PgDb::new(url.clone()))),
+            None => sql::SqlStore::new(Box::new(sqlite::SqliteDb::new())),
+        };
+        let redis = config
+            .redis_url
+            .as_ref()
+            .map(|url| redis::RedisStore::new(url.clone(), config.redis_key_prefix.clone()));
+        Self { database, redis }
+    }
+
+    /// Where sessions live: Redis if configured, else the database.
+    pub fn sessions(&self) -> &dyn SessionStore {
+        match &self.redis {
+            Some(redis) => redis,
+            None => &self.database,
+        }
+    }
+
+    /// Where throttling counters live.
+    pub fn counters(&self) -> &dyn CounterStore {
+        match &self.redis {
+            Some(redis) => redis,
+            None => &self.database,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! PostgreSQL through Spin's `spin:postgres/postgres@4.0.0`.
+
+use std::cell::OnceCell;
+
+use spin_sdk::pg4::{self, DbValue, ParameterValue, PgError, QueryError};
+
+use super::sql::{Dialect, Row, SqlDb, SqlError, SqlValue};
+
+/// SQLSTATEs that mean the schema is behind: undefined table, column.
+const MISSING_SCHEMA: &[&str] = &["42P01", "42703"];
+/// SQLSTATE of a unique violation.
+const UNIQUE_VIOLATION: &str = "23505";
+/// SQLSTATEs that mean the server is going away or full: connection
+/// exceptions (class 08), shutdown (57P01-57P03), too many connections.
+fn is_unavailable(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P") || code == "53300"
+}
+
+/// A connection to `url`, opened on first use and kept for the request.
+pub struct PgDb {
+    url: String,
+    connection: OnceCell<pg4::Connection>,
+}
+
+impl PgDb {
+    /// A database at `url` (`postgres://...`).
+    pub fn new(url: String) -> Self {
+        Self {
+            url,
+            connection: OnceCell::new(),
+        }
+    }
+
+    fn connection(&self) -> Result<&pg4::Connection, SqlError> {
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection);
+        }
+        let connection = pg4::Connection::open(&self.url).map_err(classify)?;
+        Ok(self.connection.get_or_init(|| connection))
+    }
+}
+
+fn parameter(value: &SqlValue) -> ParameterValue {
+    match value {
+        SqlValue::Null => ParameterValue::DbNull,
+        SqlValue::Int(n) => ParameterValue::Int64(*n),
+        SqlValue::Text(text) => ParameterValue::Str(text.clone()),
+    }
+}
+
+fn column(value: &DbValue) -> Result<SqlValue, SqlError> {
+    Ok(match value {
+        DbValue::DbNull => SqlValue::Null,
+        DbValue::Int64(n) => SqlValue::Int(*n),
+        DbValue::Int32(n) => SqlValue::Int(i64::from(*n)),
+        DbValue::Int16(n) => SqlValue::Int(i64::from(*n)),
+        DbValue::Boolean(b) => SqlValue::Int(i64::from(*b)),
+        DbValue::Str(text) => SqlValue::Text(text.clone()),
+        other => {
+            return Err(SqlError::Other(format!(
+                "unexpected column value {other:?}"
+            )));
+        }
+    })
+}
+
+fn classify(error: PgError) -> SqlError {
+    match error {
+        PgError::ConnectionFailed(cause) => SqlError::Unavailable(cause),
+        PgError::QueryFailed(QueryError::DbError(db)) => {
+            if MISSING_SCHEMA.contains(&db.code.as_str()) {
+                SqlError::MissingSchema(db.message)
+            } else if db.code == UNIQUE_VIOLATION {
+                SqlError::UniqueViolation(db.message)
+            } else if is_unavailable(&db.code) {
+                SqlError::Unavailable(db.message)
+            } else {
+                SqlError::Other(format!("{} ({}): {}", db.severity, db.code, db.message))
+            }
+        }
+        PgError::QueryFailed(QueryError::Text(text)) => {
+            let lower = text.to_ascii_lowercase();
+            if lower.contains("connection")
+                || lower.contains("closed")
+                || lower.contains("timed out")
+            {
+                SqlError::Unavailable(text)
+            } else {
+                SqlError::Other(text)
+            }
+        }
+        other => SqlError::Other(format!("{other:?}")),
+    }
+}
+
+impl SqlDb for PgDb {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
+        let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
+        let rows = self.connection()?.query(sql, &params).map_err(classify)?;
+        rows.rows
+            .iter()
+            .map(|row| row.iter().map(column).collect::<Result<_, _>>().map(Row))
+            .collect()
+    }
+
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, SqlError> {
+        let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
+        self.connection()?.execute(sql, &params).map_err(classify)
+    }
+}

@@ -1,0 +1,292 @@
+//! Access tokens: HS256 JWTs with header `typ: at+jwt` (RFC 9068).
+//!
+//! Verification pins the algorithm (a token claiming `none` or another
+//! algorithm fails the header check), then checks the signature, `typ`,
+//! `iss`, `aud`, `exp` and `nbf` with the configured leeway. Whether the
+//! session is still live is the caller's next step.
+
+use std::collections::HashSet;
+
+use jwt_simple::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Role;
+
+/// The `typ` header value of an access token (RFC 9068 section 2.1).
+const TOKEN_TYPE: &str = "at+jwt";
+/// Tokens longer than this are refused before parsing.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The claims beyond the registered ones.
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionClaims {
+    sid: String,
+    roles: Vec<String>,
+}
+
+/// What a verified access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// `sub`: the user id.
+    pub user_id: String,
+    /// `sid`: the session.
+    pub session_id: String,
+    /// `roles`.
+    pub roles: Vec<String>,
+}
+
+impl AccessClaims {
+    /// Whether the token grants `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.iter().any(|r| r == role.as_str())
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// Authentic, but past `exp` (and the leeway).
+    Expired,
+    /// Anything else; the text is safe to show the client.
+    Invalid(&'static str),
+}
+
+/// The key and the claims' expectations.
+pub struct AccessKeys {
+    key: HS256Key,
+    issuer: String,
+    audience: String,
+    leeway_seconds: u64,
+}
+
+impl AccessKeys {
+    /// `secret` must already have been checked for length (see
+    /// [`crate::config`]).
+    pub fn new(secret: &[u8], issuer: &str, audience: &str, leeway_seconds: u64) -> Self {
+        Self {
+            key: HS256Key::from_bytes(secret),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway_seconds,
+        }
+    }
+
+    /// Signs a token for `user_id` in session `session_id`, valid for
+    /// `ttl_seconds` from now.
+    pub fn mint(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        roles: &[Role],
+        ttl_seconds: u64,
+    ) -> anyhow::Result<String> {
+        let custom = SessionClaims {
+            sid: session_id.to_owned(),
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        };
+        let claims = Claims::with_custom_claims(custom, Duration::from_secs(ttl_seconds))
+            .with_issuer(&self.issuer)
+            .with_audience(&self.audience)
+            .with_subject(user_id)
+            .with_jwt_id(crate::random::uuid().to_string());
+        let header = HeaderOptions {
+            signature_type: Some(TOKEN_TYPE.to_owned()),
+            ..HeaderOptions::default()
+        };
+        self.key
+            .authenticate_with_options(claims, &header)
+            .map_err(|e| anyhow::anyhow!("cannot sign an access token: {e}"))
+    }
+
+    /// Checks `token` and returns its claims.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenRejection> {
+        let options = VerificationOptions {
+            required_signature_type: Some(TOKEN_TYPE.to_owned()),
+            allowed_issuers: Some(HashSet::from([self.issuer.clone()])),
+            allowed_audiences: Some(HashSet::from([self.audience.clone()])),
+            time_tolerance: Some(Duration::from_secs(self.leeway_seconds)),
+            max_token_length: Some(MAX_TOKEN_BYTES),
+            max_header_length: Some(1024),
+            ..VerificationOptions::default()
+        };
+        let claims = self
+            .key
+            .verify_token::<SessionClaims>(token, Some(options))
+            .map_err(|error| rejection(&error))?;
+        // Tokens this service signs always carry these; a token without them
+        // was not made here, whatever its signature says.
+        let (Some(user_id), Some(_), Some(_)) = (claims.subject, claims.expires_at, claims.jwt_id)
+        else {
+            return Err(TokenRejection::Invalid("a required claim is missing"));
+        };
+        Ok(AccessClaims {
+            user_id,
+            session_id: claims.custom.sid,
+            roles: claims.custom.roles,
+        })
+    }
+}
+
+fn rejection(error: &jwt_simple::Error) -> TokenRejection {
+    use jwt_simple::JWTError as E;
+    let reason = match error.downcast_ref::<E>() {
+        Some(E::TokenHasExpired) => return TokenRejection::Expired,
+        Some(E::TokenNotValidYet | E::ClockDrift) => "not valid yet",
+        Some(E::RequiredIssuerMismatch | E::RequiredIssuerMissing) => "wrong issuer",
+        Some(E::RequiredAudienceMismatch | E::RequiredAudienceMissing) => "wrong audience",
+        Some(E::RequiredSignatureTypeMismatch) => "wrong token type",
+        Some(E::AlgorithmMismatch) => "wrong algorithm",
+        Some(E::InvalidAuthenticationTag | E::InvalidSignature) => "bad signature",
+        _ => "malformed token",
+    };
+    TokenRejection::Invalid(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn keys() -> AccessKeys {
+        AccessKeys::new(SECRET, "spin-auth", "spin-auth", 60)
+    }
+
+    fn mint() -> String {
+        keys()
+            .mint("user-1", "session-1", &[Role::User], 900)
+            .unwrap()
+    }
+
+    fn header(token: &str) -> serde_json::Value {
+        let part = token.split('.').next().unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    /// Replaces one claim and re-signs with `secret`, as an attacker who
+    /// knows (or guesses) the key would.
+    fn forge(header_json: serde_json::Value, claims: serde_json::Value, secret: &[u8]) -> String {
+        use hmac_sha256::HMAC;
+        let encode = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        let signing_input = format!("{}.{}", encode(&header_json), encode(&claims));
+        let signature = URL_SAFE_NO_PAD.encode(HMAC::mac(signing_input.as_bytes(), secret));
+        format!("{signing_input}.{signature}")
+    }
+
+    fn claims(token: &str) -> serde_json::Value {
+        let part = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_minted_token_has_the_contracted_header_and_claims() {
+        let token = mint();
+        assert_eq!(header(&token)["typ"], "at+jwt");
+        assert_eq!(header(&token)["alg"], "HS256");
+        let c = claims(&token);
+        for name in [
+            "iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp", "roles",
+        ] {
+            assert!(c.get(name).is_some(), "missing {name}: {c}");
+        }
+        assert_eq!(c["roles"], serde_json::json!(["user"]));
+        let verified = keys().verify(&token).unwrap();
+        assert_eq!(verified.user_id, "user-1");
+        assert_eq!(verified.session_id, "session-1");
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_refused() {
+        let other = AccessKeys::new(
+            b"another-key-another-key-another-k",
+            "spin-auth",
+            "spin-auth",
+            60,
+        );
+        let token = other.mint("u", "s", &[Role::User], 900).unwrap();
+        assert_eq!(
+            keys().verify(&token),
+            Err(TokenRejection::Invalid("bad signature"))
+        );
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let token = mint();
+        let mut h = header(&token);
+        h["alg"] = "none".into();
+        let forged = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).unwrap()),
+            token.split('.').nth(1).unwrap()
+        );
+        assert!(matches!(
+            keys().verify(&forged),
+            Err(TokenRejection::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_issuer_audience_and_type_are_refused_even_when_signed() {
+        let token = mint();
+        let (h, c) = (header(&token), claims(&token));
+        let mut wrong_iss = c.clone();
+        wrong_iss["iss"] = "someone-else".into();
+        assert_eq!(
+            keys().verify(&forge(h.clone(), wrong_iss, SECRET)),
+            Err(TokenRejection::Invalid("wrong issuer"))
+        );
+        let mut wrong_aud = c.clone();
+        wrong_aud["aud"] = "other-api".into();
+        assert_eq!(
+            keys().verify(&forge(h.clone(), wrong_aud, SECRET)),
+            Err(TokenRejection::Invalid("wrong audience"))
+        );
+        let mut wrong_typ = h.clone();
+        wrong_typ["typ"] = "JWT".into();
+        assert_eq!(
+            keys().verify(&forge(wrong_typ, c, SECRET)),
+            Err(TokenRejection::Invalid("wrong token type"))
+        );
+    }
+
+    #[test]
+    fn expiry_is_reported_apart_from_other_faults() {
+        let token = mint();
+        let (h, mut c) = (header(&token), claims(&token));
+        c["exp"] = (crate::clock::now() - 120).into();
+        c["iat"] = (crate::clock::now() - 1000).into();
+        c["nbf"] = (crate::clock::now() - 1000).into();
+        assert_eq!(
+            keys().verify(&forge(h, c, SECRET)),
+            Err(TokenRejection::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_from_the_future_is_refused() {
+        let token = mint();
+        let (h, mut c) = (header(&token), claims(&token));
+        c["nbf"] = (crate::clock::now() + 3600).into();
+        assert_eq!(
+            keys().verify(&forge(h, c, SECRET)),
+            Err(TokenRejection::Invalid("not valid yet"))
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panicking() {
+        for junk in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "eyJhbGciOiJIUzI1NiJ9..",
+            &"A".repeat(10_000),
+        ] {
+            assert!(keys().verify(junk).is_err(), "{junk:?}");
+        }
+    }
+}
