@@ -1,0 +1,145 @@
+//! Access token verification: what is accepted and what is refused.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::on_every_backend;
+
+on_every_backend!(
+    an_expired_access_token_is_refused_as_expired,
+    forged_and_tampered_tokens_are_refused_as_invalid,
+    a_request_without_a_token_is_refused_as_missing,
+    a_refresh_token_is_not_an_access_token,
+);
+
+async fn an_expired_access_token_is_refused_as_expired(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions {
+            variables: vec![
+                ("access_token_ttl", "1".into()),
+                ("token_leeway", "0".into()),
+            ],
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let (_, login) = app.signed_in_user().await;
+    let token = login.access_token();
+    assert_eq!(login.json()["expires_in"], 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let reply = app.topics(&token).await;
+    reply.assert_problem(401, "token_expired");
+    assert_eq!(
+        reply.header("www-authenticate").as_deref(),
+        Some(
+            "Bearer realm=\"spin-auth\", error=\"invalid_token\", error_description=\"access token expired\""
+        )
+    );
+}
+
+/// Re-signs `claims` under `header` with the app's real key.
+fn resign(app: &TestApp, header: &Value, claims: &Value) -> String {
+    sign_jwt(header, claims, app.jwt_key.as_bytes())
+}
+
+async fn forged_and_tampered_tokens_are_refused_as_invalid(backend: Backend) {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let app = spawn_app(backend).await;
+    let (_, login) = app.signed_in_user().await;
+    let token = login.access_token();
+    let (header, claims) = jwt_parts(&token);
+    assert_eq!(header["typ"], "at+jwt");
+    // The forger's signing is right: the same claims re-signed pass.
+    assert_eq!(
+        app.topics(&resign(&app, &header, &claims)).await.status,
+        200
+    );
+
+    let mut forgeries: Vec<(&str, String)> = Vec::new();
+    // A changed payload under the original signature.
+    let mut tampered = claims.clone();
+    tampered["roles"] = json!(["user", "admin"]);
+    let signature = token.rsplit('.').next().unwrap();
+    forgeries.push((
+        "tampered payload",
+        format!(
+            "{}.{}.{signature}",
+            token.split('.').next().unwrap(),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&tampered).unwrap())
+        ),
+    ));
+    // alg: none, with and without a signature.
+    let none = json!({"alg": "none", "typ": "at+jwt"});
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&none).unwrap()),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
+    );
+    forgeries.push(("alg none", unsigned));
+    // Another key.
+    forgeries.push((
+        "other key",
+        sign_jwt(&header, &claims, b"some-other-key-some-other-key-123"),
+    ));
+    // Every claim changed one at a time, correctly signed: iss, aud, typ.
+    for (claim, value) in [("iss", json!("evil")), ("aud", json!("other-api"))] {
+        let mut changed = claims.clone();
+        changed[claim] = value;
+        forgeries.push((claim, resign(&app, &header, &changed)));
+    }
+    let mut wrong_typ = header.clone();
+    wrong_typ["typ"] = json!("JWT");
+    forgeries.push(("typ", resign(&app, &wrong_typ, &claims)));
+    let mut future = claims.clone();
+    future["nbf"] = json!(now() + 3_600);
+    forgeries.push(("future nbf", resign(&app, &header, &future)));
+    let mut no_sid = claims.clone();
+    no_sid["sid"] = json!("00000000-0000-0000-0000-000000000000");
+    forgeries.push(("unknown session", resign(&app, &header, &no_sid)));
+    forgeries.push(("garbage", "not.a.jwt".to_owned()));
+
+    for (what, forged) in forgeries {
+        let reply = app.topics(&forged).await;
+        assert_eq!(reply.status, 401, "{what}: {}", reply.text);
+        assert_eq!(reply.code(), "invalid_token", "{what}: {}", reply.text);
+        let challenge = reply.header("www-authenticate").unwrap();
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{what}: {challenge}"
+        );
+    }
+}
+
+async fn a_request_without_a_token_is_refused_as_missing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for reply in [
+        app.get("/questions/topics", None).await,
+        app.send(
+            app.client
+                .get(app.url("/auth/me"))
+                .header("authorization", "Basic dTpw"),
+        )
+        .await,
+    ] {
+        reply.assert_problem(401, "missing_token");
+        assert_eq!(
+            reply.header("www-authenticate").as_deref(),
+            Some("Bearer realm=\"spin-auth\"")
+        );
+    }
+}
+
+async fn a_refresh_token_is_not_an_access_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, login) = app.signed_in_user().await;
+    let refresh = login.refresh_cookie().unwrap();
+    app.topics(&refresh)
+        .await
+        .assert_problem(401, "invalid_token");
+    // Nor the other way round.
+    app.refresh_with_body(&login.access_token())
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+}
