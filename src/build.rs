@@ -94,6 +94,13 @@ fn run_build(
             component.source.display()
         );
     }
+    // A build tool that found nothing to do (cargo, after a change to a
+    // file that does not affect this output) leaves the output's time
+    // alone; mark it as checked, or it would look stale forever.
+    let _ = std::fs::File::options()
+        .write(true)
+        .open(&component.source)
+        .and_then(|file| file.set_modified(SystemTime::now()));
     Ok(())
 }
 

@@ -325,11 +325,12 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
     let ip = request.client_ip(&service.config.trusted_proxies);
     let now = clock::now();
     let counters = service.stores.counters();
+    let now_millis = clock::now_millis();
 
     // Throttled attempts are refused before any hashing: that is the
     // point of throttling.
     let account = account_key(&canonical, &ip);
-    let (ip_failures, ip_window_left) = counters.peek(&format!("login-ip:{ip}"), now)?;
+    let (ip_failures, ip_window_left) = counters.peek(&format!("login-ip:{ip}"), now_millis)?;
     if let Some(retry_after) = throttle::exhausted(
         ip_failures,
         service.config.login_failures_per_ip,
@@ -337,7 +338,7 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
     ) {
         return Err(ApiError::RateLimited { retry_after });
     }
-    let (blocked, block_left) = counters.peek(&format!("login-block:{account}"), now)?;
+    let (blocked, block_left) = counters.peek(&format!("login-block:{account}"), now_millis)?;
     if blocked > 0 && block_left > 0 {
         return Err(ApiError::RateLimited {
             retry_after: block_left,
@@ -363,12 +364,16 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
         let (failures, _) = counters.hit(
             &format!("login-account:{account}"),
             throttle::LOGIN_WINDOW,
-            now,
+            now_millis,
         )?;
-        counters.hit(&format!("login-ip:{ip}"), throttle::LOGIN_WINDOW, now)?;
+        counters.hit(
+            &format!("login-ip:{ip}"),
+            throttle::LOGIN_WINDOW,
+            now_millis,
+        )?;
         let backoff = throttle::backoff(failures, service.config.login_failures_per_account);
         if backoff > 0 {
-            counters.hit(&format!("login-block:{account}"), backoff, now)?;
+            counters.hit(&format!("login-block:{account}"), backoff, now_millis)?;
         }
         service.audit("login_failed", request, Who::default(), None);
         return Err(ApiError::InvalidCredentials);

@@ -16,6 +16,15 @@ pub fn now() -> Timestamp {
         .unwrap_or_default()
 }
 
+/// Milliseconds since the Unix epoch, for throttling windows, where a
+/// second's rounding would shorten a one-second block to almost nothing.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// `2026-11-25T13:27:48Z`.
 pub fn rfc3339(timestamp: Timestamp) -> String {
     chrono::DateTime::from_timestamp(timestamp, 0)

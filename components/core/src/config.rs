@@ -96,7 +96,7 @@ impl Config {
                     .ok_or_else(|| ApiError::Misconfigured {
                         variable: name,
                         reason: format!(
-                            "must be a whole number from {} to {} (got {value:?})",
+                            "must be a whole number from {} to {}",
                             range.start(),
                             range.end()
                         ),

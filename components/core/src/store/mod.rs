@@ -184,13 +184,15 @@ pub trait SessionStore {
     fn revoke_all_sessions(&self, user_id: &str, except: Option<&str>) -> StoreResult<u64>;
 }
 
-/// Fixed-window counters for throttling.
+/// Fixed-window counters for throttling. Times are milliseconds; the
+/// seconds left are rounded up, so a client that waits that long is never
+/// early.
 pub trait CounterStore {
     /// Adds one to `key`, whose window of `window` seconds starts at its
     /// first hit; returns the count and the seconds left in the window.
-    fn hit(&self, key: &str, window: u64, now: Timestamp) -> StoreResult<(u64, u64)>;
+    fn hit(&self, key: &str, window: u64, now_millis: i64) -> StoreResult<(u64, u64)>;
     /// The count and seconds left, without adding.
-    fn peek(&self, key: &str, now: Timestamp) -> StoreResult<(u64, u64)>;
+    fn peek(&self, key: &str, now_millis: i64) -> StoreResult<(u64, u64)>;
     /// Forgets `key`.
     fn clear(&self, key: &str) -> StoreResult<()>;
 }

@@ -136,14 +136,23 @@ end
 return revoked
 "#;
 
+/// Returns the count and the seconds left, rounded up.
 const HIT: &str = r#"
 local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('TTL', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 1000)
+  ttl = tonumber(ARGV[1]) * 1000
 end
-return {count, ttl}
+return {count, math.ceil(ttl / 1000)}
+"#;
+
+const PEEK: &str = r#"
+local count = redis.call('GET', KEYS[1])
+if not count then return {0, 0} end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then return {tonumber(count), 0} end
+return {tonumber(count), math.ceil(ttl / 1000)}
 "#;
 
 impl RedisStore {
@@ -385,7 +394,7 @@ impl SessionStore for RedisStore {
 }
 
 impl CounterStore for RedisStore {
-    fn hit(&self, key: &str, window: u64, _now: Timestamp) -> StoreResult<(u64, u64)> {
+    fn hit(&self, key: &str, window: u64, _now: i64) -> StoreResult<(u64, u64)> {
         let reply = self.eval(HIT, &[&self.key("counter", key)], &[&window.to_string()])?;
         Ok((
             int(reply.first())?.max(0) as u64,
@@ -393,14 +402,12 @@ impl CounterStore for RedisStore {
         ))
     }
 
-    fn peek(&self, key: &str, _now: Timestamp) -> StoreResult<(u64, u64)> {
-        let key = self.key("counter", key).into_bytes();
-        let count = self.command("GET", vec![RedisParameter::Binary(key.clone())])?;
-        let ttl = self.command("TTL", vec![RedisParameter::Binary(key)])?;
-        match count.first() {
-            Some(RedisResult::Nil) | None => Ok((0, 0)),
-            found => Ok((int(found)?.max(0) as u64, int(ttl.first())?.max(0) as u64)),
-        }
+    fn peek(&self, key: &str, _now: i64) -> StoreResult<(u64, u64)> {
+        let reply = self.eval(PEEK, &[&self.key("counter", key)], &[])?;
+        Ok((
+            int(reply.first())?.max(0) as u64,
+            int(reply.get(1))?.max(0) as u64,
+        ))
     }
 
     fn clear(&self, key: &str) -> StoreResult<()> {

@@ -602,8 +602,13 @@ impl SessionStore for SqlStore {
     }
 }
 
+/// Whole seconds from `now` until `ends`, both in milliseconds, rounded up.
+fn seconds_left(ends: i64, now: i64) -> u64 {
+    ((ends - now).max(0) as u64).div_ceil(1000)
+}
+
 impl CounterStore for SqlStore {
-    fn hit(&self, key: &str, window: u64, now: Timestamp) -> StoreResult<(u64, u64)> {
+    fn hit(&self, key: &str, window: u64, now: i64) -> StoreResult<(u64, u64)> {
         // One statement: a new or expired window restarts at 1, otherwise
         // the count goes up; either way the row comes back.
         let rows = self.query(
@@ -612,17 +617,17 @@ impl CounterStore for SqlStore {
                count = CASE WHEN counters.window_ends_at <= $3 THEN 1 ELSE counters.count + 1 END, \
                window_ends_at = CASE WHEN counters.window_ends_at <= $3 THEN $2 ELSE counters.window_ends_at END \
              RETURNING count, window_ends_at",
-            &[key.into(), (now + window as i64).into(), now.into()],
+            &[key.into(), (now + window as i64 * 1000).into(), now.into()],
         )?;
         let row = rows
             .first()
             .ok_or_else(|| StoreError::Other(anyhow::anyhow!("counter upsert returned no row")))?;
         let count = row.int(0).map_err(StoreError::Other)?;
         let ends = row.int(1).map_err(StoreError::Other)?;
-        Ok((count.max(0) as u64, (ends - now).max(0) as u64))
+        Ok((count.max(0) as u64, seconds_left(ends, now)))
     }
 
-    fn peek(&self, key: &str, now: Timestamp) -> StoreResult<(u64, u64)> {
+    fn peek(&self, key: &str, now: i64) -> StoreResult<(u64, u64)> {
         let rows = self.query(
             "SELECT count, window_ends_at FROM counters WHERE key = $1 AND window_ends_at > $2",
             &[key.into(), now.into()],
@@ -631,7 +636,7 @@ impl CounterStore for SqlStore {
             Some(row) => {
                 let count = row.int(0).map_err(StoreError::Other)?;
                 let ends = row.int(1).map_err(StoreError::Other)?;
-                Ok((count.max(0) as u64, (ends - now).max(0) as u64))
+                Ok((count.max(0) as u64, seconds_left(ends, now)))
             }
             None => Ok((0, 0)),
         }
