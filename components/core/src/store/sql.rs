@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 
-use crate::clock::Timestamp;
+use crate::clock::{self, Timestamp};
 use crate::domain::{Email, User};
 use crate::error::Store;
 use crate::store::{
@@ -643,7 +643,11 @@ impl CounterStore for SqlStore {
     }
 
     fn clear(&self, key: &str) -> StoreResult<()> {
-        self.execute("DELETE FROM counters WHERE key = $1", &[key.into()])?;
+        // Counters whose window has ended are met here, and removed.
+        self.execute(
+            "DELETE FROM counters WHERE key = $1 OR window_ends_at <= $2",
+            &[key.into(), clock::now_millis().into()],
+        )?;
         Ok(())
     }
 }
