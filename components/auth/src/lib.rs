@@ -1,26 +1,18 @@
 //! The `auth` component: registration, login, token refresh, logout,
 //! sessions, password change and health. It routes each request to a use
-//! case in `spin-auth-core` and maps the result to HTTP; nothing else.
+//! case in `spin-auth-core` and maps the result to HTTP; nothing else. It
+//! also serves the OpenAPI document and Swagger UI.
 
 use spin_auth_core::auth::{self, Service};
 use spin_auth_core::component::serve;
+use spin_auth_core::docs;
 use spin_auth_core::error::ApiError;
 use spin_auth_core::http::{Request, Response};
-use spin_auth_core::routing::{Route, route};
+use spin_auth_core::routing::{AUTH_ROUTES, Route, route};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
-const ROUTES: &[Route] = &[
-    ("POST", "/auth/register"),
-    ("POST", "/auth/login"),
-    ("POST", "/auth/refresh"),
-    ("POST", "/auth/logout"),
-    ("GET", "/auth/me"),
-    ("GET", "/auth/sessions"),
-    ("DELETE", "/auth/sessions/{id}"),
-    ("POST", "/auth/password"),
-    ("GET", "/health"),
-];
+const ROUTES: &[Route] = AUTH_ROUTES;
 
 #[http_component]
 async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
@@ -29,6 +21,12 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
 
 fn handle_request(request: Request) -> Result<Response, ApiError> {
     let (index, params) = route(ROUTES, &request.method, &request.path)?;
+    // The documentation needs no configuration and no store.
+    match ROUTES[index].1 {
+        "/openapi.json" => return Ok(docs::openapi()),
+        "/docs" | "/docs/{file}" => return docs::asset(&request.path),
+        _ => {}
+    }
     let service = Service::from_spin()?;
     match ROUTES[index].1 {
         "/auth/register" => auth::register(&service, &request),

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod clock;
 pub mod component;
 pub mod config;
+pub mod docs;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -7,6 +7,31 @@ use crate::error::ApiError;
 /// A route: method and path pattern, such as `("DELETE", "/auth/sessions/{id}")`.
 pub type Route = (&'static str, &'static str);
 
+/// What the `auth` component serves (besides the catch-all 404).
+pub const AUTH_ROUTES: &[Route] = &[
+    ("POST", "/auth/register"),
+    ("POST", "/auth/login"),
+    ("POST", "/auth/refresh"),
+    ("POST", "/auth/logout"),
+    ("GET", "/auth/me"),
+    ("GET", "/auth/sessions"),
+    ("DELETE", "/auth/sessions/{id}"),
+    ("POST", "/auth/password"),
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/{file}"),
+];
+
+/// What the `questions` component serves.
+pub const QUESTION_ROUTES: &[Route] = &[
+    ("GET", "/questions/topics"),
+    ("POST", "/questions/topics"),
+    ("GET", "/questions/topics/{slug}/questions"),
+    ("POST", "/questions/topics/{slug}/questions"),
+    ("POST", "/questions/{id}/answer"),
+];
+
 /// The matched route's index and its captured segments, in order.
 pub fn route(routes: &[Route], method: &str, path: &str) -> Result<(usize, Vec<String>), ApiError> {
     let mut allowed = Vec::new();
@@ -66,6 +91,35 @@ fn percent_decode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Swagger UI's files under `/docs/` are not operations of the API.
+    const UNDOCUMENTED: &[Route] = &[("GET", "/docs/{file}")];
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_served_routes() {
+        let document: serde_json::Value = serde_json::from_str(crate::docs::OPENAPI_JSON).unwrap();
+        let mut documented: Vec<(String, String)> = document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, operations)| {
+                operations
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |method| (method.to_ascii_uppercase(), path.clone()))
+            })
+            .collect();
+        let mut served: Vec<(String, String)> = AUTH_ROUTES
+            .iter()
+            .chain(QUESTION_ROUTES)
+            .filter(|route| !UNDOCUMENTED.contains(route))
+            .map(|(method, path)| (method.to_string(), path.to_string()))
+            .collect();
+        documented.sort();
+        served.sort();
+        assert_eq!(documented, served);
+    }
 
     const ROUTES: &[Route] = &[
         ("GET", "/auth/sessions"),

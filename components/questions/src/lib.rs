@@ -7,17 +7,11 @@ use spin_auth_core::component::serve;
 use spin_auth_core::error::ApiError;
 use spin_auth_core::http::{Request, Response};
 use spin_auth_core::questions;
-use spin_auth_core::routing::{Route, route};
+use spin_auth_core::routing::{QUESTION_ROUTES, Route, route};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
-const ROUTES: &[Route] = &[
-    ("GET", "/questions/topics"),
-    ("POST", "/questions/topics"),
-    ("GET", "/questions/topics/{slug}/questions"),
-    ("POST", "/questions/topics/{slug}/questions"),
-    ("POST", "/questions/{id}/answer"),
-];
+const ROUTES: &[Route] = QUESTION_ROUTES;
 
 #[http_component]
 async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
