@@ -42,20 +42,20 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<()
         }
         _ => {}
     }
-    if let Some(options) = schema["enum"].as_array() {
-        if !options.contains(value) {
-            return Err(format!("{at}: {value} not in {options:?}"));
-        }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        return Err(format!("{at}: {value} not in {options:?}"));
     }
-    if let Some(constant) = schema.get("const") {
-        if constant != value {
-            return Err(format!("{at}: {value} is not {constant}"));
-        }
+    if let Some(constant) = schema.get("const")
+        && constant != value
+    {
+        return Err(format!("{at}: {value} is not {constant}"));
     }
-    if let (Some(minimum), Some(n)) = (schema["minimum"].as_i64(), value.as_i64()) {
-        if n < minimum {
-            return Err(format!("{at}: {n} < {minimum}"));
-        }
+    if let (Some(minimum), Some(n)) = (schema["minimum"].as_i64(), value.as_i64())
+        && n < minimum
+    {
+        return Err(format!("{at}: {n} < {minimum}"));
     }
     if let Some(object) = value.as_object() {
         for name in schema["required"].as_array().into_iter().flatten() {
