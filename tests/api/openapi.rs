@@ -116,13 +116,13 @@ fn conforms(document: &Value, method: &str, path: &str, reply: &Reply) {
         "{method} {path} {}: undocumented type {media}",
         reply.status
     );
-    if media.ends_with("json") {
-        if let Err(mismatch) = check(document, schema, &reply.json(), "body") {
-            panic!(
-                "{method} {path} {}: {mismatch}\n{}",
-                reply.status, reply.text
-            );
-        }
+    if media.ends_with("json")
+        && let Err(mismatch) = check(document, schema, &reply.json(), "body")
+    {
+        panic!(
+            "{method} {path} {}: {mismatch}\n{}",
+            reply.status, reply.text
+        );
     }
     for (name, _) in response["headers"].as_object().into_iter().flatten() {
         if name == "Retry-After" || name == "Allow" || name == "WWW-Authenticate" {
