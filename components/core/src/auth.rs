@@ -179,8 +179,11 @@ fn parse_roles(stored: &str) -> Vec<Role> {
         .collect()
 }
 
+/// A first or last name: at most 100 characters, no control characters
+/// (the OpenAPI document states the same); stored trimmed, and an empty
+/// name is no name.
 fn optional_name(fields: &mut JsonFields, name: &str) -> Option<String> {
-    let value = fields.optional_string(name)?.trim().to_owned();
+    let value = fields.optional_string(name)?;
     if value.chars().count() > MAX_NAME {
         fields.reject(FieldError::new(name, "must be at most 100 characters"));
         return None;
@@ -189,7 +192,8 @@ fn optional_name(fields: &mut JsonFields, name: &str) -> Option<String> {
         fields.reject(FieldError::new(name, "must not contain control characters"));
         return None;
     }
-    (!value.is_empty()).then_some(value)
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
 }
 
 /// `POST /auth/register`: creates an account.
@@ -787,5 +791,40 @@ pub fn health(service: &Service) -> Response {
             "retry-after",
             &crate::error::UNAVAILABLE_RETRY_AFTER.to_string(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI document states the name rule as a pattern; the two
+    /// must accept the same names.
+    #[test]
+    fn the_documented_name_pattern_accepts_exactly_what_registration_accepts() {
+        let document: serde_json::Value = serde_json::from_str(crate::docs::OPENAPI_JSON).unwrap();
+        let schema =
+            &document["components"]["schemas"]["RegisterRequest"]["properties"]["first_name"];
+        let pattern = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+        for name in [
+            "Ada",
+            "",
+            "  ",
+            "Zoë",
+            "tab\there",
+            "nul\u{0}",
+            "del\u{7f}",
+            "c1\u{85}",
+            "\u{a0}",
+        ] {
+            let mut fields = JsonFields::parse(
+                serde_json::json!({ "first_name": name })
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap();
+            optional_name(&mut fields, "first_name");
+            assert_eq!(pattern.is_match(name), fields.finish().is_ok(), "{name:?}");
+        }
     }
 }

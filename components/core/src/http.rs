@@ -336,10 +336,17 @@ impl JsonFields {
         }
     }
 
-    /// A required integer field.
+    /// A required integer field. As in JSON Schema, `1.0` is the integer 1.
     pub fn integer(&mut self, name: &str) -> Option<i64> {
+        const I64_BOUND: f64 = 9_223_372_036_854_775_808.0; // 2^63
         match self.object.get(name) {
             Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
+            Some(Value::Number(n))
+                if n.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && (-I64_BOUND..I64_BOUND).contains(&f)) =>
+            {
+                n.as_f64().map(|f| f as i64)
+            }
             None | Some(Value::Null) => {
                 self.errors.push(FieldError::new(name, "is required"));
                 None
@@ -502,6 +509,16 @@ mod tests {
             panic!("expected a validation error");
         };
         assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn integral_numbers_are_integers() {
+        let mut fields =
+            JsonFields::parse(br#"{"a": 1.0, "b": 1.5, "c": 1e300, "d": -7}"#).unwrap();
+        assert_eq!(fields.integer("a"), Some(1));
+        assert_eq!(fields.integer("b"), None);
+        assert_eq!(fields.integer("c"), None);
+        assert_eq!(fields.integer("d"), Some(-7));
     }
 
     #[test]

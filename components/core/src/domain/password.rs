@@ -1,6 +1,6 @@
-//! A candidate password that meets the policy: 8 to 256 characters after
-//! Unicode NFKC normalisation (so that one password typed on two keyboards
-//! is one password), and not trivially guessable.
+//! A candidate password that meets the policy: 8 to 256 characters, not
+//! trivially guessable, and normalised with Unicode NFKC before hashing (so
+//! that one password typed on two keyboards is one password).
 
 use std::fmt;
 
@@ -22,14 +22,16 @@ impl Password {
     /// Normalises `input` and checks the policy. `context` holds words
     /// the password must not simply be (the user's email, names).
     pub fn parse(input: &str, context: &[&str]) -> Result<Self, &'static str> {
-        let normalised = Self::normalise(input);
-        let length = normalised.0.chars().count();
+        // Length counts the characters as typed, as the OpenAPI document's
+        // minLength and maxLength do; normalisation is for hashing.
+        let length = input.chars().count();
         if length < MIN_LENGTH {
             return Err("must be at least 8 characters");
         }
         if length > MAX_LENGTH {
             return Err("must be at most 256 characters");
         }
+        let normalised = Self::normalise(input);
         if is_trivially_guessable(&normalised.0, context) {
             return Err("is too common or easy to guess");
         }

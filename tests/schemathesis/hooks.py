@@ -1,0 +1,87 @@
+"""Schemathesis hooks for spin-auth.
+
+- Authentication: a fresh access token for the admin account the runner
+  created, for every case (a generated logout or session revocation ends
+  the token's session, as it should).
+- Positive data: a JSON Schema cannot state three of the API's business
+  rules, so schema-valid examples are adjusted to meet them before they are
+  sent: a new password must not be a common or guessable one, a password
+  change must give the right current password, a refresh token must be one
+  the service issued, and an answer index must point at one of the
+  question's choices. Negative examples are left alone.
+"""
+
+import os
+import secrets
+
+import requests
+import schemathesis
+from schemathesis.generation.modes import GenerationMode
+
+BASE_URL = os.environ["SPIN_AUTH_URL"]
+ADMIN_EMAIL = os.environ["SPIN_AUTH_ADMIN_EMAIL"]
+ADMIN_PASSWORD = os.environ["SPIN_AUTH_ADMIN_PASSWORD"]
+
+
+# No caching: every case logs in, because cases that log out or revoke
+# sessions end the previous token's session, as they should.
+@schemathesis.auth(refresh_interval=None)
+class AdminToken:
+    def get(self, case, context):
+        response = requests.post(
+            f"{BASE_URL}/auth/login",
+            json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def set(self, case, data, context):
+        case.headers = case.headers or {}
+        case.headers["Authorization"] = f"Bearer {data}"
+
+
+def strong_password():
+    return "passphrase " + secrets.token_hex(12)
+
+
+def fresh_refresh_token():
+    response = requests.post(
+        f"{BASE_URL}/auth/login",
+        json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.cookies.get("__Secure-refresh_token") or response.headers[
+        "set-cookie"
+    ].split(";")[0].split("=", 1)[1]
+
+
+def is_integral(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+
+
+@schemathesis.hook
+def map_case(context, case):
+    if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
+        return case
+    body = case.body
+    if not isinstance(body, dict):
+        return case
+    label = case.operation.label
+    if label == "POST /auth/register" and isinstance(body.get("password"), str):
+        body["password"] = strong_password()
+    elif label == "POST /auth/password" and isinstance(body.get("new_password"), str):
+        # The admin's own password, kept, so the run can log in again.
+        body["current_password"] = ADMIN_PASSWORD
+        body["new_password"] = ADMIN_PASSWORD
+    elif label == "POST /auth/refresh" and isinstance(body.get("refresh_token"), str):
+        body["refresh_token"] = fresh_refresh_token()
+    elif label == "POST /questions/topics/{slug}/questions":
+        choices = body.get("choices")
+        if isinstance(choices, list) and choices and is_integral(body.get("answer_index")):
+            body["answer_index"] = int(body["answer_index"]) % len(choices)
+    elif label == "POST /questions/{id}/answer" and is_integral(body.get("answer_index")):
+        body["answer_index"] = 0
+    return case
+

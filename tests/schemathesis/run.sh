@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Property-based API testing: schemathesis generates requests from the
+# OpenAPI document the running service serves, with every check enabled,
+# against the real components on PostgreSQL and Redis. Bounded: a fixed
+# seed and example count, and a time limit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+venv=target/schemathesis-venv
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+fi
+
+database="spin_auth_schemathesis_$$"
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $database"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+state=$(mktemp -d)
+export SPIN_AUTH_URL="http://127.0.0.1:$port"
+export SPIN_AUTH_ADMIN_EMAIL="admin@schemathesis.example"
+export SPIN_AUTH_ADMIN_PASSWORD="schemathesis admin passphrase"
+
+env SPIN_VARIABLE_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$database?sslmode=disable" \
+    SPIN_VARIABLE_REDIS_URL="redis://127.0.0.1:6379" \
+    SPIN_VARIABLE_REDIS_KEY_PREFIX="schemathesis:$$:" \
+    SPIN_VARIABLE_JWT_KEY="$(head -c 32 /dev/urandom | base64)" \
+    SPIN_VARIABLE_ADMIN_EMAILS="$SPIN_AUTH_ADMIN_EMAIL" \
+    SPIN_VARIABLE_REGISTRATIONS_PER_IP=1000000 \
+    SPIN_VARIABLE_LOGIN_FAILURES_PER_IP=1000000 \
+    SPIN_VARIABLE_LOGIN_FAILURES_PER_ACCOUNT=1000 \
+    target/debug/spin-auth --listen "127.0.0.1:$port" > target/schemathesis-host.log 2>&1 &
+host=$!
+cleanup() {
+  kill "$host" 2>/dev/null || true
+  wait "$host" 2>/dev/null || true
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
+  redis-cli -h 127.0.0.1 --scan --pattern "schemathesis:$$:*" | xargs -r redis-cli -h 127.0.0.1 del > /dev/null || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 120); do
+  curl -fs "$SPIN_AUTH_URL/health" > /dev/null 2>&1 && break
+  sleep 1
+done
+curl -fs "$SPIN_AUTH_URL/auth/register" -H 'content-type: application/json' \
+  -d "{\"email\": \"$SPIN_AUTH_ADMIN_EMAIL\", \"password\": \"$SPIN_AUTH_ADMIN_PASSWORD\"}" > /dev/null
+
+SCHEMATHESIS_HOOKS=tests.schemathesis.hooks PYTHONPATH=. timeout 900 \
+  "$venv/bin/schemathesis" run "$SPIN_AUTH_URL/openapi.json" \
+    --checks all \
+    --workers 1 \
+    --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" \
+    --seed "${SCHEMATHESIS_SEED:-20261125}" \
+    --no-color \
+  || { echo "--- host log ---"; tail -50 target/schemathesis-host.log; exit 1; }
