@@ -8,13 +8,15 @@ use std::sync::Arc;
 use spin_auth::{App, HostOptions};
 
 const USAGE: &str = "\
-Usage: spin-auth [--listen ADDRESS] [--from MANIFEST] [--no-build]
+Usage: spin-auth [--listen ADDRESS] [--from MANIFEST] [--state-dir DIR] [--no-build]
 
 Serves a Spin application locally, as `spin up` does.
 
 Options:
   --listen ADDRESS   address to listen on (default 127.0.0.1:3000)
   -f, --from PATH    the manifest (default spin.toml)
+  --state-dir DIR    where the embedded database and caches live
+                     (default .spin beside the manifest)
   --no-build         do not run the components' build commands
   -h, --help         print this help
 
@@ -23,6 +25,7 @@ Variables come from SPIN_VARIABLE_<NAME> in the environment or in .env.";
 struct Args {
     listen: SocketAddr,
     manifest: PathBuf,
+    state_dir: Option<PathBuf>,
     build: bool,
 }
 
@@ -33,6 +36,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
         manifest: PathBuf::from("spin.toml"),
+        state_dir: None,
         build: true,
     };
     let mut iter = std::env::args().skip(1);
@@ -47,6 +51,9 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "-f" | "--from" => {
                 args.manifest = iter.next().ok_or("--from needs a path")?.into();
+            }
+            "--state-dir" => {
+                args.state_dir = Some(iter.next().ok_or("--state-dir needs a folder")?.into());
             }
             "--no-build" => args.build = false,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
@@ -80,6 +87,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let mut options = HostOptions::new(&args.manifest);
     options.build = args.build;
+    options.state_dir = args.state_dir;
     let app = Arc::new(App::load(&options)?);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

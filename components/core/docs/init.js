@@ -7,8 +7,7 @@ window.addEventListener("load", function () {
     deepLinking: true,
     persistAuthorization: true,
     tryItOutEnabled: true,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
-    layout: "StandaloneLayout",
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
   });
 });

@@ -1,0 +1,73 @@
+// A person at /docs: register through Swagger UI, log in with its
+// Authorize dialog (the OAuth2 password flow), call GET /questions/topics,
+// and keep a screenshot. Usage: node docs.mjs <base-url> <screenshot.png>
+import { chromium } from "playwright-core";
+
+const [baseUrl, screenshot] = process.argv.slice(2);
+const email = `browser-${Date.now()}@example.com`;
+const password = "correct horse battery staple";
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const failures = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
+  // Nothing may be fetched from anywhere but the app.
+  page.on("request", (request) => {
+    if (!request.url().startsWith(baseUrl) && !request.url().startsWith("data:")) {
+      failures.push(`request to ${request.url()}`);
+    }
+  });
+  page.on("pageerror", (error) => failures.push(`page error: ${error.message}`));
+
+  await page.goto(`${baseUrl}/docs`);
+  await page.waitForSelector(".swagger-ui .info .title", { timeout: 30_000 });
+
+  // Runs an operation with "Try it out" and returns the status it shows.
+  async function execute(operationId, tag, body) {
+    const block = page.locator(`#operations-${tag}-${operationId}`);
+    await block.locator(".opblock-summary").first().click();
+    // The page enables "Try it out" for every operation; click it if not.
+    const tryOut = block.getByRole("button", { name: "Try it out" });
+    if ((await tryOut.count()) > 0) {
+      await tryOut.first().click();
+    }
+    if (body !== undefined) {
+      await block.locator("textarea.body-param__text").fill(JSON.stringify(body));
+    }
+    await block.locator("button.execute").click();
+    const status = block.locator(".live-responses-table .response .response-col_status").first();
+    await status.waitFor({ timeout: 30_000 });
+    return (await status.textContent()).trim();
+  }
+
+  const registered = await execute("register", "auth", { email, password });
+  if (!registered.startsWith("201")) failures.push(`register answered ${registered}`);
+
+  await page.locator("button.authorize").first().click();
+  const dialog = page.locator(".dialog-ux .modal-ux");
+  const oauth2 = dialog.locator(".auth-container").filter({ has: page.locator("#oauth_username") });
+  await oauth2.locator("#oauth_username").fill(email);
+  await oauth2.locator("#oauth_password").fill(password);
+  await oauth2.locator("button.authorize").click();
+  // Authorized, the section shows its values and a Logout button.
+  await dialog.locator("button", { hasText: "Logout" }).first().waitFor({ timeout: 30_000 });
+  await dialog.locator("button.close-modal").first().click();
+
+  const topics = await execute("listTopics", "questions");
+  if (!topics.startsWith("200")) failures.push(`GET /questions/topics answered ${topics}`);
+
+  await page.screenshot({ path: screenshot, fullPage: false });
+} finally {
+  await browser.close();
+}
+if (failures.length > 0) {
+  console.error(failures.join("\n"));
+  process.exit(1);
+}
+console.log(`registered, authorized and listed topics; screenshot in ${screenshot}`);
