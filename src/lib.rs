@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod outbound;
 pub mod routes;
 pub mod server;
+pub mod timeline;
 pub mod variables;
 
 use std::net::SocketAddr;

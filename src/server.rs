@@ -78,6 +78,7 @@ struct PreparedComponent {
 
 /// A loaded app: routes and pre-linked components.
 pub struct App {
+    timelines: bool,
     manifest: Manifest,
     router: Router<usize>,
     components: Vec<PreparedComponent>,
@@ -104,7 +105,12 @@ fn engine() -> anyhow::Result<&'static Engine> {
         .total_tables(2000)
         .total_stacks(1000)
         // Argon2 needs 19 MiB; the rest is the components' heap.
-        .max_memory_size(256 << 20);
+        .max_memory_size(256 << 20)
+        // A login grows memory by ~20 MiB. Faulting those pages in again on
+        // every request costs more (in a VM, ~10 ms) than zeroing them when
+        // the instance ends, so up to this much stays resident per slot.
+        .linear_memory_keep_resident(32 << 20)
+        .table_keep_resident(1 << 20);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     let engine = Engine::new(&config)
         .map_err(anyhow::Error::from)
@@ -202,7 +208,12 @@ impl App {
                 outbound.sqlite.path()
             ));
         }
+        let timelines = options
+            .environment
+            .iter()
+            .any(|(name, value)| name == crate::timeline::ENV && value == "1");
         Ok(Self {
+            timelines,
             manifest,
             router,
             components,
@@ -288,7 +299,10 @@ impl App {
             Some((route, found)) => {
                 let component = &self.components[route.target];
                 let request = with_spin_headers(request, route, &found, client);
-                match self.call(component, request).await {
+                let timeline = self
+                    .timelines
+                    .then(|| crate::timeline::Timeline::new(format!("{method} {path}"), started));
+                match self.call(component, request, timeline, started).await {
                     Ok(response) => response,
                     Err(error) => {
                         // The chain's ends say what happened; the wasm
@@ -315,6 +329,8 @@ impl App {
         &self,
         component: &PreparedComponent,
         request: Request<Incoming>,
+        timeline: Option<crate::timeline::Timeline>,
+        started: Instant,
     ) -> anyhow::Result<Response<HyperOutgoingBody>> {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(component.stdout.clone())
@@ -327,8 +343,14 @@ impl App {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             http_hooks: DenyOutboundHttp,
+            timeline,
+            memory: crate::timeline::MemoryPeak::default(),
         };
+        let timed = state.timeline.is_some();
         let mut store = Store::new(component.pre.engine(), state);
+        if timed {
+            store.limiter(|state| &mut state.memory);
+        }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -336,17 +358,43 @@ impl App {
             .new_incoming_request(Scheme::Http, request)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         let pre = component.pre.clone();
+        let (responded_sender, responded) = tokio::sync::oneshot::channel::<(u16, u64)>();
+        let log = self.log.clone();
         // The guest runs in its own task so it can keep writing the body
         // after the status and headers have gone out.
         let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
+            if let Some(timeline) = store.data_mut().timeline.as_mut() {
+                timeline.instantiated_us = timeline.now();
+            }
+            let result = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
-                .await
+                .await;
+            let data = store.data_mut();
+            if let Some(mut timeline) = data.timeline.take() {
+                if let Ok((status, at)) = responded.await {
+                    timeline.status = status;
+                    timeline.responded_us = at;
+                }
+                timeline.peak_memory_bytes = data.memory.peak;
+                log.line(&format!(
+                    "timeline {}",
+                    serde_json::to_string(&timeline).unwrap_or_default()
+                ));
+            }
+            result
         });
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                if timed {
+                    let _ = responded_sender.send((
+                        response.status().as_u16(),
+                        started.elapsed().as_micros() as u64,
+                    ));
+                }
+                Ok(response)
+            }
             Ok(Err(code)) => Err(anyhow::anyhow!(
                 "guest failed to produce a response: {code:?}"
             )),

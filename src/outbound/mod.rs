@@ -91,6 +91,24 @@ pub struct RequestState {
     pub table: ResourceTable,
     /// Outbound HTTP policy.
     pub http_hooks: DenyOutboundHttp,
+    /// Where the request's time went, when timelines are on.
+    pub timeline: Option<crate::timeline::Timeline>,
+    /// Peak linear memory, when timelines are on.
+    pub memory: crate::timeline::MemoryPeak,
+}
+
+impl RequestState {
+    /// When a host call starts, if timelines are on.
+    pub fn call_started(&self) -> Option<u64> {
+        self.timeline.as_ref().map(crate::timeline::Timeline::now)
+    }
+
+    /// Records a host call that started at `started`.
+    pub fn call_ended(&mut self, name: &'static str, started: Option<u64>) {
+        if let (Some(timeline), Some(started)) = (self.timeline.as_mut(), started) {
+            timeline.call(name, started);
+        }
+    }
 }
 
 impl WasiView for RequestState {

@@ -77,13 +77,110 @@ impl Pools {
 /// A guest's connection: a client borrowed from the pool until the guest
 /// drops the resource.
 pub struct PgConnection {
-    client: Object,
+    client: Option<Object>,
+    in_transaction: bool,
+    stateful: bool,
+}
+
+impl PgConnection {
+    fn new(client: Object) -> Self {
+        Self {
+            client: Some(client),
+            in_transaction: false,
+            stateful: false,
+        }
+    }
+
+    fn client(&self) -> wasmtime::Result<&Object> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| wasmtime::Error::msg("the connection was released"))
+    }
+
+    /// Notes what a statement does to the session: a transaction left open,
+    /// or session state (settings, prepared statements, temporary tables,
+    /// locks, listeners) that must not reach another request.
+    fn track(&mut self, statement: &str) {
+        let words: Vec<String> = statement
+            .split_whitespace()
+            .take(2)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let first = words.first().map(String::as_str).unwrap_or_default();
+        let second = words.get(1).map(String::as_str).unwrap_or_default();
+        match first {
+            "BEGIN" | "START" => self.in_transaction = true,
+            "COMMIT" | "END" | "ROLLBACK" | "ABORT" => self.in_transaction = false,
+            "SET" | "RESET" | "LISTEN" | "PREPARE" | "DECLARE" | "LOCK" | "DISCARD" => {
+                self.stateful = true
+            }
+            "CREATE" if matches!(second, "TEMP" | "TEMPORARY") => self.stateful = true,
+            _ => {}
+        }
+        let lower = statement.to_ascii_lowercase();
+        if lower.contains("pg_advisory_lock") || lower.contains("set_config") {
+            self.stateful = true;
+        }
+    }
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take()
+            && (self.in_transaction || self.stateful)
+        {
+            // Out of the pool, and closed when dropped: the server rolls
+            // back and forgets the session.
+            drop(Object::take(client));
+        }
+    }
 }
 
 impl Host for RequestState {}
 
 impl HostConnection for RequestState {
     async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
+        let started = self.call_started();
+        let result = self.open_pg(address).await;
+        self.call_ended("pg.open", started);
+        result
+    }
+
+    async fn query(
+        &mut self,
+        connection: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<RowSet, Error>> {
+        let started = self.call_started();
+        let result = self.query_pg(connection, statement, params).await;
+        self.call_ended("pg.query", started);
+        result
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let started = self.call_started();
+        let result = self.execute_pg(connection, statement, params).await;
+        self.call_ended("pg.execute", started);
+        result
+    }
+
+    async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}
+
+impl RequestState {
+    async fn open_pg(
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
@@ -102,19 +199,21 @@ impl HostConnection for RequestState {
             Err(error) => return Ok(Err(error)),
         };
         match pool.get().await {
-            Ok(client) => Ok(Ok(self.table.push(PgConnection { client })?)),
+            Ok(client) => Ok(Ok(self.table.push(PgConnection::new(client))?)),
             // The server's fault (or the network's): report it to the guest.
             Err(error) => Ok(Err(Error::ConnectionFailed(pool_error_text(&error)))),
         }
     }
 
-    async fn query(
+    async fn query_pg(
         &mut self,
         connection: Resource<PgConnection>,
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let client = &self.table.get(&connection)?.client;
+        let tracked = self.table.get_mut(&connection)?;
+        tracked.track(&statement);
+        let client = tracked.client()?;
         let params = match convert_params(params) {
             Ok(params) => params,
             Err(error) => return Ok(Err(error)),
@@ -149,13 +248,15 @@ impl HostConnection for RequestState {
         Ok(Ok(RowSet { columns, rows }))
     }
 
-    async fn execute(
+    async fn execute_pg(
         &mut self,
         connection: Resource<PgConnection>,
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let client = &self.table.get(&connection)?.client;
+        let tracked = self.table.get_mut(&connection)?;
+        tracked.track(&statement);
+        let client = tracked.client()?;
         // Spin reports a parameter it cannot convert as `bad-parameter` from
         // `query` but as `value-conversion-failed` from `execute`; so does
         // this host, so that a component sees the same error under both.
@@ -173,11 +274,6 @@ impl HostConnection for RequestState {
             .execute(&statement, &refs)
             .await
             .map_err(query_failed))
-    }
-
-    async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {
-        self.table.delete(connection)?;
-        Ok(())
     }
 }
 

@@ -127,28 +127,10 @@ impl HostConnection for RequestState {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<RedisConnection>, Error>> {
-        // The guest's fault: Spin answers a refused address with
-        // `invalid-address` and no message.
-        if self
-            .component
-            .allowed_hosts
-            .check_url(&address, "redis")
-            .is_err()
-        {
-            return Ok(Err(Error::InvalidAddress));
-        }
-        let clients = self.outbound.redis.clone();
-        let connection = match clients.connect(&address).await {
-            Ok(connection) => connection,
-            Err(error) => return Ok(Err(error)),
-        };
-        let resource = self.table.push(RedisConnection {
-            address,
-            connection,
-            clients,
-            reusable: true,
-        })?;
-        Ok(Ok(resource))
+        let started = self.call_started();
+        let result = self.open_redis(address).await;
+        self.call_ended("redis.open", started);
+        result
     }
 
     async fn publish(
@@ -240,6 +222,53 @@ impl HostConnection for RequestState {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
+        let started = self.call_started();
+        let result = self.execute_redis(connection, command, arguments).await;
+        self.call_ended("redis.execute", started);
+        result
+    }
+
+    async fn drop(&mut self, connection: Resource<RedisConnection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}
+
+impl RequestState {
+    async fn open_redis(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<RedisConnection>, Error>> {
+        // The guest's fault: Spin answers a refused address with
+        // `invalid-address` and no message.
+        if self
+            .component
+            .allowed_hosts
+            .check_url(&address, "redis")
+            .is_err()
+        {
+            return Ok(Err(Error::InvalidAddress));
+        }
+        let clients = self.outbound.redis.clone();
+        let connection = match clients.connect(&address).await {
+            Ok(connection) => connection,
+            Err(error) => return Ok(Err(error)),
+        };
+        let resource = self.table.push(RedisConnection {
+            address,
+            connection,
+            clients,
+            reusable: true,
+        })?;
+        Ok(Ok(resource))
+    }
+
+    async fn execute_redis(
+        &mut self,
+        connection: Resource<RedisConnection>,
+        command: String,
+        arguments: Vec<RedisParameter>,
+    ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
         let connection = self.table.get_mut(&connection)?;
         if STATEFUL_COMMANDS.contains(&command.to_ascii_uppercase().as_str()) {
             connection.reusable = false;
@@ -257,11 +286,6 @@ impl HostConnection for RequestState {
         };
         let mut results = Vec::new();
         Ok(flatten(value, &mut results).map(|()| results))
-    }
-
-    async fn drop(&mut self, connection: Resource<RedisConnection>) -> wasmtime::Result<()> {
-        self.table.delete(connection)?;
-        Ok(())
     }
 }
 

@@ -232,9 +232,12 @@ macro_rules! sqlite_interface {
                 statement: String,
                 parameters: Vec<$module::Value>,
             ) -> wasmtime::Result<Result<$module::QueryResult, $module::Error>> {
+                let started = self.call_started();
                 let connection = self.table.get_mut(&connection)?;
                 let parameters = parameters.into_iter().map(SqlValue::from).collect();
-                Ok(match connection.execute(statement, parameters).await {
+                let result = connection.execute(statement, parameters).await;
+                self.call_ended("sqlite.execute", started);
+                Ok(match result {
                     Ok(rows) => Ok($module::QueryResult {
                         columns: rows.columns,
                         rows: rows

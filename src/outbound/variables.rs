@@ -6,16 +6,25 @@ use super::fermyon::spin::variables::{Error, Host};
 
 impl Host for RequestState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
+        let started = self.call_started();
+        let result = self.variable(name);
+        self.call_ended("variables.get", started);
+        Ok(result)
+    }
+}
+
+impl RequestState {
+    fn variable(&self, name: String) -> Result<String, Error> {
         if let Err(reason) = check_key(&name) {
-            return Ok(Err(Error::InvalidName(format!("{name:?}: {reason}"))));
+            return Err(Error::InvalidName(format!("{name:?}: {reason}")));
         }
-        Ok(match self.component.variables.get(&name) {
+        match self.component.variables.get(&name) {
             Some(value) => Ok(value.clone()),
             None => Err(Error::Undefined(format!(
                 "no variable for {:?}.{name:?}",
                 self.component.id
             ))),
-        })
+        }
     }
 }
 

@@ -789,3 +789,36 @@ async fn an_open_sqlite_transaction_does_not_leak_into_the_next_request() {
     let rows = again.sqlite("SELECT count(*) FROM t", json!([])).await;
     assert_eq!(rows["rows"][0][0], "Value::Integer(1)");
 }
+
+#[tokio::test]
+async fn postgres_session_state_does_not_leak_between_requests() {
+    require_postgres().await;
+    let fixture = start();
+    let execute = |statement: &str| {
+        fixture.post_json(
+            "/pg",
+            json!({"address": database_url(), "statement": statement, "execute": true}),
+        )
+    };
+    // Each request is a new guest connection from the pool; a connection
+    // whose session was changed is not lent again.
+    for _ in 0..3 {
+        execute("SET application_name = 'leaked'").await;
+        execute("BEGIN").await;
+        let name = fixture
+            .pg("SELECT current_setting('application_name') AS v", json!([]))
+            .await;
+        assert_ne!(name["rows"][0][0], "DbValue::Str(\"leaked\")", "{name}");
+    }
+    // A connection left in a transaction was closed, not pooled: none of
+    // this app's connections waits idle in one.
+    let idle = fixture
+        .pg(
+            "SELECT count(*) AS v FROM pg_stat_activity \
+             WHERE state = 'idle in transaction' AND datname = current_database() \
+             AND pid <> pg_backend_pid()",
+            json!([]),
+        )
+        .await;
+    assert_eq!(idle["rows"][0][0], "DbValue::Int64(0)", "{idle}");
+}

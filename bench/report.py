@@ -1,0 +1,121 @@
+"""Turns the benchmark's raw outputs into the README's tables.
+
+Usage: report.py <results-dir>
+Reads wrk-<route>-<connections>.txt, timelines.log, argon2-native.txt and
+machine.txt from the folder, prints markdown.
+"""
+
+import json
+import pathlib
+import re
+import statistics
+import sys
+
+results = pathlib.Path(sys.argv[1])
+
+
+def micros(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1, "ms": 1_000, "s": 1_000_000}[unit]
+
+
+def show(us):
+    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
+
+
+def wrk(path):
+    text = path.read_text()
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", text, re.M))
+    latency = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", text)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
+    return rps, micros(percentiles["50"]), micros(percentiles["99"]), micros(latency.group(3)), errors
+
+
+print(results.joinpath("machine.txt").read_text().strip())
+print()
+print("| Route | Connections | Requests/s | p50 | p99 | max | Errors |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+total_errors = 0
+for route in ["health", "topics", "refresh", "login"]:
+    for connections in [1, 8, 32]:
+        path = results / f"wrk-{route}-{connections}.txt"
+        if not path.exists():
+            continue
+        rps, p50, p99, peak, errors = wrk(path)
+        total_errors += errors
+        label = {
+            "health": "`GET /health`",
+            "topics": "`GET /questions/topics`",
+            "refresh": "`POST /auth/refresh`",
+            "login": "`POST /auth/login`",
+        }[route]
+        print(f"| {label} | {connections} | {rps:,.0f} | {show(p50)} | {show(p99)} | {show(peak)} | {errors} |")
+print()
+
+timelines = [
+    json.loads(line.split("timeline ", 1)[1])
+    for line in results.joinpath("timelines.log").read_text().splitlines()
+    if line.startswith("timeline ")
+]
+
+
+def median(values):
+    return statistics.median(values) if values else 0.0
+
+
+reads = [t for t in timelines if t["request"] == "GET /questions/topics" and t["status"] == 200]
+segments = {name: [] for name in [
+    "instantiation", "guest start, request read", "configuration (variables)",
+    "token verification", "session check (Redis)", "query (PostgreSQL)", "serialisation, response",
+]}
+for t in reads:
+    calls = t["calls"]
+    variables = [c for c in calls if c[0] == "variables.get"]
+    redis = [c for c in calls if c[0].startswith("redis.")]
+    pg = [c for c in calls if c[0].startswith("pg.")]
+    if not (variables and redis and pg):
+        continue
+    segments["instantiation"].append(t["instantiated_us"])
+    segments["guest start, request read"].append(variables[0][1] - t["instantiated_us"])
+    segments["configuration (variables)"].append(variables[-1][2] - variables[0][1])
+    segments["token verification"].append(min(redis[0][1], pg[0][1]) - variables[-1][2])
+    segments["session check (Redis)"].append(redis[-1][2] - redis[0][1])
+    segments["query (PostgreSQL)"].append(pg[-1][2] - pg[0][1])
+    segments["serialisation, response"].append(t["responded_us"] - max(redis[-1][2], pg[-1][2]))
+print(f"Breakdown of one protected read (`GET /questions/topics`), median of {len(reads)} sequential requests:")
+print()
+print("| Step | Time |")
+print("|---|---:|")
+for name, values in segments.items():
+    print(f"| {name} | {show(median(values))} |")
+print(f"| **total, request to response headers** | **{show(median([t['responded_us'] for t in reads]))}** |")
+print()
+
+logins = [t for t in timelines if t["request"] == "POST /auth/login" and t["status"] == 200]
+argon2_wasm = []
+for t in logins:
+    calls = t["calls"]
+    gaps = [later[1] - earlier[2] for earlier, later in zip(calls, calls[1:])]
+    if gaps:
+        argon2_wasm.append(max(gaps) / 1000)
+native = float(results.joinpath("argon2-native.txt").read_text().strip())
+wasm = median(argon2_wasm)
+print("Argon2id verification (m=19456 KiB, t=2, p=1), median:")
+print()
+print("| Where | Time | Ratio |")
+print("|---|---:|---:|")
+print(f"| native (`cargo run --release --example argon2`) | {native:.1f} ms | 1.00 |")
+print(f"| in the `auth` component under the host (gap in the login timeline) | {wasm:.1f} ms | {wasm / native:.2f} |")
+print()
+print("Peak linear memory of one instance:")
+print()
+print("| Request | Peak memory |")
+print("|---|---:|")
+for request, label in [("POST /auth/login", "login"), ("GET /questions/topics", "protected read")]:
+    peaks = [t["peak_memory_bytes"] for t in timelines if t["request"] == request]
+    print(f"| {label} | {median(peaks) / (1 << 20):.1f} MiB |")
+print()
+print(f"Errors across all load runs: {total_errors}")

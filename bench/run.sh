@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The benchmark: the release host on PostgreSQL and Redis, loaded by wrk
+# from another process on 127.0.0.1, then a timed breakdown of one request,
+# Argon2 natively and in the component, and peak instance memory.
+# Bounded: each load run lasts BENCH_SECONDS (default 5); the whole run
+# takes a few minutes. Results: target/bench/results.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${BENCH_SECONDS:-5}"
+out=target/bench
+mkdir -p "$out"
+rm -f "$out"/wrk-*.txt "$out"/timelines.log
+
+command -v wrk > /dev/null || apt-get install -y -q wrk > /dev/null
+echo "==> building (release)"
+cargo build --release --quiet
+cargo build --release --quiet --target wasm32-wasip1 -p auth -p questions
+cargo build --release --quiet --example argon2
+
+{
+  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB;"
+  echo "PostgreSQL $(psql -V | awk '{print $3}'), Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}'), load and server on the same machine."
+} > "$out/machine.txt"
+
+database="spin_auth_bench_$$"
+prefix="bench:$$:"
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $database"
+state=$(mktemp -d)
+host=""
+start_host() {
+  local port=$1 timeline=$2
+  env SPIN_AUTH_TIMELINE="$timeline" \
+    SPIN_VARIABLE_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$database?sslmode=disable" \
+    SPIN_VARIABLE_REDIS_URL="redis://127.0.0.1:6379" \
+    SPIN_VARIABLE_REDIS_KEY_PREFIX="$prefix" \
+    SPIN_VARIABLE_JWT_KEY="benchmark-key-benchmark-key-benchmark-key" \
+    SPIN_VARIABLE_LOGIN_FAILURES_PER_IP=1000000 \
+    SPIN_VARIABLE_LOGIN_FAILURES_PER_ACCOUNT=1000 \
+    SPIN_VARIABLE_REGISTRATIONS_PER_IP=1000000 \
+    SPIN_VARIABLE_REFRESH_REUSE_GRACE=300 \
+    target/release/spin-auth --no-build --state-dir "$state/.spin" --listen "127.0.0.1:$port" \
+    > "$out/host-$port.log" 2>&1 &
+  host=$!
+  for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$port/health" > /dev/null 2>&1 && return; sleep 0.5; done
+  echo "the host did not start"; cat "$out/host-$port.log"; exit 1
+}
+stop_host() { kill "$host" 2>/dev/null || true; wait "$host" 2>/dev/null || true; }
+cleanup() {
+  stop_host
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
+  redis-cli -h 127.0.0.1 --scan --pattern "${prefix}*" | xargs -r redis-cli -h 127.0.0.1 del > /dev/null || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port"
+start_host "$port" 0
+
+export BENCH_EMAIL="bench@example.com" BENCH_PASSWORD="correct horse battery staple"
+login() { curl -fs "$url/auth/login" -H 'content-type: application/json' -d "{\"email\": \"$BENCH_EMAIL\", \"password\": \"$BENCH_PASSWORD\"}" -D -; }
+curl -fs "$url/auth/register" -H 'content-type: application/json' \
+  -d "{\"email\": \"$BENCH_EMAIL\", \"password\": \"$BENCH_PASSWORD\"}" > /dev/null
+token=$(login | tail -1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+# A topic with a few questions, so the read has something to count.
+psql -q -h 127.0.0.1 -U postgres -d "$database" -c "
+  INSERT INTO topics (id, slug, name, created_at) VALUES ('t1', 'bench', 'Bench', 0);
+  INSERT INTO questions (id, topic_id, prompt, choices, answer_index, created_at)
+    SELECT 'q' || n, 't1', 'Question ' || n, '[\"a\",\"b\"]', 0, 0 FROM generate_series(1, 20) n;"
+
+run_wrk() {
+  local route=$1 connections=$2; shift 2
+  local threads=$(( connections < 2 ? connections : 2 ))
+  [ "$route" = refresh ] && threads=$connections
+  echo "==> $route, $connections connection(s)"
+  wrk --latency -t "$threads" -c "$connections" -d "${seconds}s" "$@" > "$out/wrk-$route-$connections.txt"
+}
+
+for connections in 1 8 32; do
+  run_wrk health "$connections" "$url/health"
+  run_wrk topics "$connections" -H "Authorization: Bearer $token" "$url/questions/topics"
+  # One session per connection, each rotating its own refresh token.
+  tokens="$out/refresh-tokens.txt"
+  : > "$tokens"
+  for _ in $(seq 1 "$connections"); do
+    login | grep -i '^set-cookie:' | sed 's/.*__Secure-refresh_token=\([^;]*\).*/\1/' >> "$tokens"
+  done
+  BENCH_REFRESH_TOKENS="$tokens" run_wrk refresh "$connections" -s bench/refresh.lua "$url"
+  run_wrk login "$connections" -s bench/login.lua "$url/auth/login"
+done
+stop_host
+
+echo "==> breakdown (timelines on)"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port"
+start_host "$port" 1
+token=$(login | tail -1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+for _ in $(seq 1 300); do curl -fs "$url/questions/topics" -H "Authorization: Bearer $token" > /dev/null; done
+for _ in $(seq 1 20); do login > /dev/null; done
+stop_host
+grep '^timeline ' "$out/host-$port.log" > "$out/timelines.log"
+
+echo "==> Argon2 natively"
+target/release/examples/argon2 20 > "$out/argon2-native.txt"
+
+python3 bench/report.py "$out" | tee "$out/results.md"
