@@ -1,5 +1,5 @@
-//! `spin:postgres/postgres@4.0.0` on `tokio-postgres`, with a connection
-//! pool per address shared by every request.
+//! `spin:postgres/postgres@4.0.0` on `tokio-postgres`, with idle
+//! connections per address shared by every request.
 //!
 //! Like Spin, the host connects without TLS only when the address says
 //! `sslmode=disable`; this host has no TLS client, so any other mode is
@@ -10,14 +10,13 @@
 
 use std::collections::HashMap;
 use std::error::Error as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Row, config::SslMode};
+use tokio_postgres::{Row, Statement, config::SslMode};
 use wasmtime::component::Resource;
 
 use super::RequestState;
@@ -28,72 +27,114 @@ use super::spin::postgres::postgres::{
 
 /// How long a request waits for a connection before the open fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections kept per address.
-const POOL_SIZE: usize = 16;
 
-/// Pools by address.
-#[derive(Default)]
+/// Connections per address; more requests than this wait for one.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Idle connections by address, shared by every request.
+///
+/// A request borrows one connection for as long as its guest holds the
+/// resource. Spin resets session state at every checkout (a round trip);
+/// this host instead closes a connection whose guest may have changed its
+/// session (see [`PgConnection::track`]), so an idle one is always clean and
+/// lending it costs nothing.
+#[derive(Default, Clone)]
 pub struct Pools {
-    pools: Mutex<HashMap<String, Pool>>,
+    addresses: Arc<Mutex<HashMap<String, Address>>>,
+}
+
+#[derive(Clone)]
+struct Address {
+    idle: Arc<Mutex<Vec<Pooled>>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// A client and the statements prepared on it.
+struct Pooled {
+    client: tokio_postgres::Client,
+    statements: HashMap<String, Statement>,
 }
 
 impl Pools {
-    fn pool(&self, address: &str) -> Result<Pool, Error> {
-        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pool) = pools.get(address) {
-            return Ok(pool.clone());
-        }
-        let mut config: tokio_postgres::Config = address
-            .parse()
-            .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
-        if config.get_ssl_mode() != SslMode::Disable {
-            // The guest's fault: the address asks for TLS, which this host
-            // cannot provide.
-            return Err(Error::ConnectionFailed(
-                "this host connects without TLS only: add `sslmode=disable` to the address"
-                    .to_owned(),
-            ));
-        }
-        config.connect_timeout(CONNECT_TIMEOUT);
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Clean,
+    fn address(&self, address: &str) -> Address {
+        let mut addresses = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
+        addresses
+            .entry(address.to_owned())
+            .or_insert_with(|| Address {
+                idle: Arc::default(),
+                permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            })
+            .clone()
+    }
+
+    async fn connect(&self, address: &str) -> Result<PgConnection, Error> {
+        let slot = self.address(address);
+        let permit = tokio::time::timeout(CONNECT_TIMEOUT, slot.permits.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| Error::ConnectionFailed("too many connections".to_owned()))?;
+        let reused = loop {
+            let popped = slot.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            match popped {
+                Some(pooled) if pooled.client.is_closed() => continue,
+                other => break other,
+            }
+        };
+        let pooled = match reused {
+            Some(pooled) => pooled,
+            None => Pooled {
+                client: dial(address).await?,
+                statements: HashMap::new(),
             },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
-        pools.insert(address.to_owned(), pool.clone());
-        Ok(pool)
+        };
+        Ok(PgConnection {
+            pooled: Some(pooled),
+            idle: slot.idle,
+            _permit: permit,
+            in_transaction: false,
+            stateful: false,
+        })
     }
 }
 
-/// A guest's connection: a client borrowed from the pool until the guest
-/// drops the resource.
+async fn dial(address: &str) -> Result<tokio_postgres::Client, Error> {
+    let mut config: tokio_postgres::Config = address
+        .parse()
+        .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
+    if config.get_ssl_mode() != SslMode::Disable {
+        // The guest's fault: the address asks for TLS, which this host
+        // cannot provide.
+        return Err(Error::ConnectionFailed(
+            "this host connects without TLS only: add `sslmode=disable` to the address".to_owned(),
+        ));
+    }
+    config.connect_timeout(CONNECT_TIMEOUT);
+    let (client, connection) =
+        tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls))
+            .await
+            .map_err(|_| Error::ConnectionFailed("timed out connecting to the server".to_owned()))?
+            .map_err(|e| Error::ConnectionFailed(error_text(&e)))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// A guest's connection: a client borrowed until the guest drops the
+/// resource (or the request ends).
 pub struct PgConnection {
-    client: Option<Object>,
+    pooled: Option<Pooled>,
+    idle: Arc<Mutex<Vec<Pooled>>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
     in_transaction: bool,
     stateful: bool,
 }
 
 impl PgConnection {
-    fn new(client: Object) -> Self {
-        Self {
-            client: Some(client),
-            in_transaction: false,
-            stateful: false,
-        }
-    }
-
-    fn client(&self) -> wasmtime::Result<&Object> {
-        self.client
-            .as_ref()
+    fn pooled(&mut self) -> wasmtime::Result<&mut Pooled> {
+        self.pooled
+            .as_mut()
             .ok_or_else(|| wasmtime::Error::msg("the connection was released"))
     }
 
@@ -126,13 +167,36 @@ impl PgConnection {
 
 impl Drop for PgConnection {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take()
-            && (self.in_transaction || self.stateful)
-        {
-            // Out of the pool, and closed when dropped: the server rolls
-            // back and forgets the session.
-            drop(Object::take(client));
+        let Some(pooled) = self.pooled.take() else {
+            return;
+        };
+        // A connection that may carry session state is closed (the server
+        // rolls back and forgets the session) instead of lent again.
+        if self.in_transaction || self.stateful || pooled.client.is_closed() {
+            return;
         }
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pooled);
+    }
+}
+
+impl Pooled {
+    /// The prepared statement for `sql`, prepared on first use.
+    async fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Drops the prepared statement for `sql`, so its next use prepares it
+    /// again.
+    fn forget(&mut self, sql: &str) {
+        self.statements.remove(sql);
     }
 }
 
@@ -194,14 +258,11 @@ impl RequestState {
                 ))));
             }
         }
-        let pool = match self.outbound.pg.pool(&address) {
-            Ok(pool) => pool,
-            Err(error) => return Ok(Err(error)),
-        };
-        match pool.get().await {
-            Ok(client) => Ok(Ok(self.table.push(PgConnection::new(client))?)),
-            // The server's fault (or the network's): report it to the guest.
-            Err(error) => Ok(Err(Error::ConnectionFailed(pool_error_text(&error)))),
+        // A failure here is the server's (or the network's): the guest
+        // hears it as `connection-failed`.
+        match self.outbound.pg.connect(&address).await {
+            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
+            Err(error) => Ok(Err(error)),
         }
     }
 
@@ -213,19 +274,24 @@ impl RequestState {
     ) -> wasmtime::Result<Result<RowSet, Error>> {
         let tracked = self.table.get_mut(&connection)?;
         tracked.track(&statement);
-        let client = tracked.client()?;
+        let pooled = tracked.pooled()?;
         let params = match convert_params(params) {
             Ok(params) => params,
             Err(error) => return Ok(Err(error)),
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let statement = match client.prepare_cached(&statement).await {
+        let sql = statement;
+        let statement = match pooled.statement(&sql).await {
             Ok(statement) => statement,
             Err(error) => return Ok(Err(query_failed(error))),
         };
-        let rows = match client.query(&statement, &refs).await {
+        let rows = match pooled.client.query(&statement, &refs).await {
             Ok(rows) => rows,
-            Err(error) => return Ok(Err(query_failed(error))),
+            Err(error) => {
+                // The schema may have changed under the prepared statement.
+                pooled.forget(&sql);
+                return Ok(Err(query_failed(error)));
+            }
         };
         // Spin takes the column list from the first row, so a query that
         // returns no rows has no columns; a component must not rely on them.
@@ -256,7 +322,7 @@ impl RequestState {
     ) -> wasmtime::Result<Result<u64, Error>> {
         let tracked = self.table.get_mut(&connection)?;
         tracked.track(&statement);
-        let client = tracked.client()?;
+        let pooled = tracked.pooled()?;
         // Spin reports a parameter it cannot convert as `bad-parameter` from
         // `query` but as `value-conversion-failed` from `execute`; so does
         // this host, so that a component sees the same error under both.
@@ -266,14 +332,16 @@ impl RequestState {
             Err(error) => return Ok(Err(error)),
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let statement = match client.prepare_cached(&statement).await {
+        let sql = statement;
+        let statement = match pooled.statement(&sql).await {
             Ok(statement) => statement,
             Err(error) => return Ok(Err(query_failed(error))),
         };
-        Ok(client
-            .execute(&statement, &refs)
-            .await
-            .map_err(query_failed))
+        let result = pooled.client.execute(&statement, &refs).await;
+        if result.is_err() {
+            pooled.forget(&sql);
+        }
+        Ok(result.map_err(query_failed))
     }
 }
 
@@ -281,7 +349,8 @@ fn convert_params(params: Vec<ParameterValue>) -> Result<Vec<Param>, Error> {
     params.into_iter().map(Param::try_from).collect()
 }
 
-fn pool_error_text(error: &deadpool_postgres::PoolError) -> String {
+/// The error and its causes, on one line.
+fn error_text(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
