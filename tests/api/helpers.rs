@@ -355,6 +355,12 @@ impl TestApp {
         .await
     }
 
+    /// Registers user number `n` (`user{n}@example.com`).
+    pub async fn register_as(&self, n: u32) -> Reply {
+        self.register(&format!("user{n}@example.com"), PASSWORD)
+            .await
+    }
+
     /// Registers and logs in a fresh user; returns (email, login reply).
     pub async fn signed_in_user(&self) -> (String, Reply) {
         let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());

@@ -6,6 +6,7 @@
 //! database): see [`on_every_backend!`].
 
 mod helpers;
+mod migrations;
 mod openapi;
 mod outages;
 mod questions;

@@ -143,3 +143,44 @@ async fn a_refresh_token_is_not_an_access_token(backend: Backend) {
         .await
         .assert_problem(401, "invalid_refresh_token");
 }
+
+#[tokio::test]
+async fn after_a_key_rotation_tokens_signed_with_the_previous_key_still_work() {
+    let state = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let old_key = "the-old-signing-key-the-old-signing-key".to_owned();
+    let new_key = "the-new-signing-key-the-new-signing-key".to_owned();
+    let with_keys = |keys: Vec<(&'static str, String)>| AppOptions {
+        variables: keys,
+        state: Some(state.clone()),
+        ..AppOptions::default()
+    };
+    let before = spawn_app_with(
+        Backend::Sqlite,
+        with_keys(vec![("jwt_key", old_key.clone())]),
+    )
+    .await;
+    let (_, login) = before.signed_in_user().await;
+    let token = login.access_token();
+    drop(before);
+
+    let rotated = spawn_app_with(
+        Backend::Sqlite,
+        with_keys(vec![
+            ("jwt_key", new_key.clone()),
+            ("jwt_previous_key", old_key),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        rotated.topics(&token).await.status,
+        200,
+        "the old key still verifies"
+    );
+    drop(rotated);
+
+    let later = spawn_app_with(Backend::Sqlite, with_keys(vec![("jwt_key", new_key)])).await;
+    later
+        .topics(&token)
+        .await
+        .assert_problem(401, "invalid_token");
+}

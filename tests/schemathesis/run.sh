@@ -12,13 +12,26 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
 
+export SPIN_AUTH_ADMIN_EMAIL="admin@schemathesis.example"
+export SPIN_AUTH_ADMIN_PASSWORD="schemathesis admin passphrase"
+
+# Against an app someone else started (real `spin up` in the GitHub
+# workflow): it must have SPIN_AUTH_ADMIN_EMAIL in admin_emails and
+# generous throttling limits.
+if [ -n "${SPIN_AUTH_EXTERNAL_URL:-}" ]; then
+  export SPIN_AUTH_URL="$SPIN_AUTH_EXTERNAL_URL"
+  curl -s "$SPIN_AUTH_URL/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\": \"$SPIN_AUTH_ADMIN_EMAIL\", \"password\": \"$SPIN_AUTH_ADMIN_PASSWORD\"}" > /dev/null
+  SCHEMATHESIS_HOOKS=tests.schemathesis.hooks PYTHONPATH=. exec timeout 900 \
+    "$venv/bin/schemathesis" run "$SPIN_AUTH_URL/openapi.json" --checks all --workers 1 \
+      --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" --seed "${SCHEMATHESIS_SEED:-20261125}" --no-color
+fi
+
 database="spin_auth_schemathesis_$$"
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $database"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 state=$(mktemp -d)
 export SPIN_AUTH_URL="http://127.0.0.1:$port"
-export SPIN_AUTH_ADMIN_EMAIL="admin@schemathesis.example"
-export SPIN_AUTH_ADMIN_PASSWORD="schemathesis admin passphrase"
 
 env SPIN_VARIABLE_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$database?sslmode=disable" \
     SPIN_VARIABLE_REDIS_URL="redis://127.0.0.1:6379" \

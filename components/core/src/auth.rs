@@ -81,7 +81,8 @@ impl Service {
             &self.config.issuer,
             &self.config.audience,
             self.config.token_leeway,
-        );
+        )
+        .with_previous(self.config.jwt_previous_key.as_deref().map(Vec::as_slice));
         Ok(self.keys.get_or_init(|| keys))
     }
 

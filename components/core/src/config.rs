@@ -27,6 +27,9 @@ pub struct Config {
     /// The HMAC key; `None` when unset, which only the embedded database
     /// allows (a key is then generated and kept there).
     pub jwt_key: Option<Zeroizing<Vec<u8>>>,
+    /// The key before the last rotation, still accepted (never used to
+    /// sign) so that tokens signed with it live out their short lifetime.
+    pub jwt_previous_key: Option<Zeroizing<Vec<u8>>>,
     /// JWT `iss`.
     pub issuer: String,
     /// JWT `aud`.
@@ -133,6 +136,19 @@ impl Config {
                 Some(Zeroizing::new(value.as_bytes().to_vec()))
             }
         };
+        let jwt_previous_key = {
+            let value = Zeroizing::new(get("jwt_previous_key")?);
+            if value.is_empty() {
+                None
+            } else if value.len() < MIN_JWT_KEY_BYTES {
+                return Err(ApiError::Misconfigured {
+                    variable: "jwt_previous_key",
+                    reason: format!("must be at least {MIN_JWT_KEY_BYTES} bytes"),
+                });
+            } else {
+                Some(Zeroizing::new(value.as_bytes().to_vec()))
+            }
+        };
         let admin_emails = get("admin_emails")?
             .split(',')
             .map(str::trim)
@@ -161,6 +177,7 @@ impl Config {
             redis_url: optional_url("redis_url", &["redis", "rediss"])?,
             redis_key_prefix: get("redis_key_prefix")?,
             jwt_key,
+            jwt_previous_key,
             issuer: text("issuer")?,
             audience: text("audience")?,
             access_token_ttl: seconds("access_token_ttl", 1..=DAY)?,
@@ -188,6 +205,7 @@ mod tests {
             ("redis_url", ""),
             ("redis_key_prefix", ""),
             ("jwt_key", ""),
+            ("jwt_previous_key", ""),
             ("issuer", "spin-auth"),
             ("audience", "spin-auth"),
             ("access_token_ttl", "900"),
@@ -233,6 +251,10 @@ mod tests {
     #[test]
     fn a_short_key_is_refused_not_padded() {
         assert_eq!(misconfigured(load(&[("jwt_key", "short")])), "jwt_key");
+        assert_eq!(
+            misconfigured(load(&[("jwt_previous_key", "short")])),
+            "jwt_previous_key"
+        );
     }
 
     #[test]

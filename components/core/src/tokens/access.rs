@@ -54,6 +54,7 @@ pub enum TokenRejection {
 /// The key and the claims' expectations.
 pub struct AccessKeys {
     key: HS256Key,
+    previous: Option<HS256Key>,
     issuer: String,
     audience: String,
     leeway_seconds: u64,
@@ -65,10 +66,18 @@ impl AccessKeys {
     pub fn new(secret: &[u8], issuer: &str, audience: &str, leeway_seconds: u64) -> Self {
         Self {
             key: HS256Key::from_bytes(secret),
+            previous: None,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             leeway_seconds,
         }
+    }
+
+    /// Also accepts tokens signed with `previous` (the key before a
+    /// rotation); new tokens are still signed with the current key only.
+    pub fn with_previous(mut self, previous: Option<&[u8]>) -> Self {
+        self.previous = previous.map(HS256Key::from_bytes);
+        self
     }
 
     /// Signs a token for `user_id` in session `session_id`, valid for
@@ -109,10 +118,18 @@ impl AccessKeys {
             max_header_length: Some(1024),
             ..VerificationOptions::default()
         };
-        let claims = self
+        let mut verified = self
             .key
-            .verify_token::<SessionClaims>(token, Some(options))
-            .map_err(|error| rejection(&error))?;
+            .verify_token::<SessionClaims>(token, Some(options.clone()))
+            .map_err(|error| rejection(&error));
+        if let (Err(TokenRejection::Invalid("bad signature")), Some(previous)) =
+            (&verified, &self.previous)
+        {
+            verified = previous
+                .verify_token::<SessionClaims>(token, Some(options))
+                .map_err(|error| rejection(&error));
+        }
+        let claims = verified?;
         // Tokens this service signs always carry these; a token without them
         // was not made here, whatever its signature says.
         let (Some(user_id), Some(_), Some(_)) = (claims.subject, claims.expires_at, claims.jwt_id)
@@ -210,6 +227,22 @@ mod tests {
             keys().verify(&token),
             Err(TokenRejection::Invalid("bad signature"))
         );
+    }
+
+    #[test]
+    fn the_previous_key_still_verifies_but_does_not_sign() {
+        let old = AccessKeys::new(
+            b"the-old-key-the-old-key-the-old-k",
+            "spin-auth",
+            "spin-auth",
+            60,
+        );
+        let token = old.mint("u", "s", &[Role::User], 900).unwrap();
+        let rotated = keys().with_previous(Some(b"the-old-key-the-old-key-the-old-k"));
+        assert_eq!(rotated.verify(&token).unwrap().user_id, "u");
+        assert!(keys().verify(&token).is_err());
+        let fresh = rotated.mint("u", "s", &[Role::User], 900).unwrap();
+        assert!(old.verify(&fresh).is_err(), "new tokens use the new key");
     }
 
     #[test]
