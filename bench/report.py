@@ -39,20 +39,24 @@ print()
 print("| Route | Connections | Requests/s | p50 | p99 | max | Errors |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 total_errors = 0
-for route in ["health", "topics", "refresh", "login"]:
+for route in ["notfound", "health", "topics", "refresh", "login"]:
     for connections in [1, 8, 32]:
         path = results / f"wrk-{route}-{connections}.txt"
         if not path.exists():
             continue
         rps, p50, p99, peak, errors = wrk(path)
-        total_errors += errors
+        # The 404 route answers 404 by design: not an error.
+        if route != "notfound":
+            total_errors += errors
         label = {
+            "notfound": "`GET /no/such/route` (404)",
             "health": "`GET /health`",
             "topics": "`GET /questions/topics`",
             "refresh": "`POST /auth/refresh`",
             "login": "`POST /auth/login`",
         }[route]
-        print(f"| {label} | {connections} | {rps:,.0f} | {show(p50)} | {show(p99)} | {show(peak)} | {errors} |")
+        shown = "n/a" if route == "notfound" else errors
+        print(f"| {label} | {connections} | {rps:,.0f} | {show(p50)} | {show(p99)} | {show(peak)} | {shown} |")
 print()
 
 timelines = [

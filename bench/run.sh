@@ -78,6 +78,8 @@ run_wrk() {
 }
 
 for connections in 1 8 32; do
+  # The host and a component alone: routing to the catch-all 404.
+  run_wrk notfound "$connections" "$url/no/such/route"
   run_wrk health "$connections" "$url/health"
   run_wrk topics "$connections" -H "Authorization: Bearer $token" "$url/questions/topics"
   # One session per connection, each rotating its own refresh token.
