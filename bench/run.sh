@@ -15,7 +15,7 @@ rm -f "$out"/wrk-*.txt "$out"/timelines.log
 command -v wrk > /dev/null || apt-get install -y -q wrk > /dev/null
 echo "==> building (release)"
 cargo build --release --quiet
-cargo build --release --quiet --target wasm32-wasip1 -p auth -p questions
+cargo build --release --quiet --target wasm32-wasip1 -p auth -p questions -p host-fixture
 cargo build --release --quiet --example argon2
 
 {
@@ -103,7 +103,17 @@ for _ in $(seq 1 20); do login > /dev/null; done
 stop_host
 grep '^timeline ' "$out/host-$port.log" > "$out/timelines.log"
 
-echo "==> Argon2 natively"
+echo "==> Argon2 natively and in a component"
 target/release/examples/argon2 20 > "$out/argon2-native.txt"
+# The test fixture times two verifications in one instance: the first pays
+# for growing linear memory, the second does not.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+(cd tests/fixture && SPIN_VARIABLE_SECRET_WORD=bench exec ../../target/release/spin-auth --no-build \
+  --state-dir "$state/fixture" --listen "127.0.0.1:$port") > "$out/fixture.log" 2>&1 &
+host=$!
+for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$port/argon2" > /dev/null 2>&1 && break; sleep 0.5; done
+: > "$out/argon2-component.jsonl"
+for _ in $(seq 1 12); do curl -fs "http://127.0.0.1:$port/argon2" >> "$out/argon2-component.jsonl"; echo >> "$out/argon2-component.jsonl"; done
+stop_host
 
 python3 bench/report.py "$out" | tee "$out/results.md"
