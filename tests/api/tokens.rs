@@ -95,6 +95,44 @@ async fn forged_and_tampered_tokens_are_refused_as_invalid(backend: Backend) {
     let mut future = claims.clone();
     future["nbf"] = json!(now() + 3_600);
     forgeries.push(("future nbf", resign(&app, &header, &future)));
+    // Every claim changed, one at a time, under the original signature.
+    for claim in [
+        "iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp", "roles",
+    ] {
+        let mut changed = claims.clone();
+        changed[claim] = match &claims[claim] {
+            Value::Number(n) => json!(n.as_i64().unwrap() + 1),
+            Value::Array(_) => json!(["admin"]),
+            _ => json!("tampered"),
+        };
+        let (head, _) = token.split_once('.').unwrap();
+        forgeries.push((
+            "a claim changed under the original signature",
+            format!(
+                "{head}.{}.{signature}",
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&changed).unwrap())
+            ),
+        ));
+    }
+    // Another algorithm named in the header, signed with material an
+    // attacker has (as in the RS256-public-key-as-HMAC-secret confusion).
+    for alg in ["RS256", "ES256", "HS512", "none"] {
+        let mut other = header.clone();
+        other["alg"] = json!(alg);
+        forgeries.push((
+            "another algorithm",
+            sign_jwt(&other, &claims, b"-----BEGIN PUBLIC KEY-----MFkw"),
+        ));
+    }
+    // Key references in the header are not followed.
+    let mut injected = header.clone();
+    injected["kid"] = json!("../../../../dev/null");
+    injected["jku"] = json!("https://attacker.example/keys.json");
+    injected["jwk"] = json!({"kty": "oct", "k": "YXR0YWNrZXI"});
+    forgeries.push((
+        "kid, jku and jwk injection",
+        sign_jwt(&injected, &claims, b"attacker"),
+    ));
     let mut no_sid = claims.clone();
     no_sid["sid"] = json!("00000000-0000-0000-0000-000000000000");
     forgeries.push(("unknown session", resign(&app, &header, &no_sid)));
