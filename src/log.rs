@@ -3,7 +3,9 @@
 //! The command line writes both to stderr, as `spin up` mirrors guest
 //! output there; tests capture them in memory to check what was (and was
 //! not) logged. Guest output is split into lines, each prefixed with the
-//! component id, so interleaved requests stay readable.
+//! component id, so interleaved requests stay readable; like Spin, the host
+//! also appends each component's output, unprefixed, to
+//! `.spin/logs/<component>_stdout.txt` and `_stderr.txt`.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -38,19 +40,22 @@ impl LogSink {
     }
 }
 
-/// A guest's stdout or stderr: lines prefixed with `[component]`.
+/// A guest's stdout or stderr: lines prefixed with `[component]`, and
+/// appended to the component's log file when there is one.
 #[derive(Clone)]
 pub struct GuestOutput {
     prefix: String,
     sink: LogSink,
+    file: Option<Arc<Mutex<std::fs::File>>>,
 }
 
 impl GuestOutput {
-    /// Output of component `id` going to `sink`.
-    pub fn new(id: &str, sink: LogSink) -> Self {
+    /// Output of component `id` going to `sink` and, if given, `file`.
+    pub fn new(id: &str, sink: LogSink, file: Option<std::fs::File>) -> Self {
         Self {
             prefix: format!("[{id}] "),
             sink,
+            file: file.map(|file| Arc::new(Mutex::new(file))),
         }
     }
 }
@@ -84,11 +89,14 @@ struct LineWriter {
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        self.output.sink.line(&format!(
-            "{}{}",
-            self.output.prefix,
-            text.trim_end_matches('\r')
-        ));
+        let text = text.trim_end_matches('\r');
+        self.output
+            .sink
+            .line(&format!("{}{text}", self.output.prefix));
+        if let Some(file) = &self.output.file {
+            let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(file, "{text}");
+        }
     }
 }
 

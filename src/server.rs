@@ -175,11 +175,29 @@ impl App {
                 environment: decl.environment.clone().into_iter().collect(),
             };
             index_of.insert(trigger.component.clone(), components.len());
+            let log_file = |stream: &str| {
+                let path = state_dir
+                    .join("logs")
+                    .join(format!("{}_{stream}.txt", decl.id));
+                std::fs::create_dir_all(state_dir.join("logs"))
+                    .and_then(|()| {
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
+                    })
+                    .map_err(|error| {
+                        options
+                            .log
+                            .line(&format!("warning: cannot open {}: {error}", path.display()))
+                    })
+                    .ok()
+            };
             components.push(PreparedComponent {
                 context: Arc::new(context),
                 pre,
-                stdout: GuestOutput::new(&decl.id, options.log.clone()),
-                stderr: GuestOutput::new(&decl.id, options.log.clone()),
+                stdout: GuestOutput::new(&decl.id, options.log.clone(), log_file("stdout")),
+                stderr: GuestOutput::new(&decl.id, options.log.clone(), log_file("stderr")),
             });
         }
         let router = Router::new(

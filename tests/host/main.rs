@@ -171,6 +171,12 @@ async fn guest_output_is_logged_with_the_component_id_and_each_request_once() {
         .filter(|l| l.starts_with("GET /log 200 "))
         .collect();
     assert_eq!(request_lines.len(), 1, "{logs:?}");
+    // As Spin does, each component's output is also kept in .spin/logs.
+    let logs_dir = fixture.state.path().join(".spin/logs");
+    let stdout = std::fs::read_to_string(logs_dir.join("fixture_stdout.txt")).unwrap();
+    let stderr = std::fs::read_to_string(logs_dir.join("fixture_stderr.txt")).unwrap();
+    assert!(stdout.contains("fixture says hello on stdout"), "{stdout}");
+    assert!(stderr.contains("fixture says hello on stderr"), "{stderr}");
 }
 
 #[tokio::test]
