@@ -71,28 +71,32 @@ impl TestDatabase {
     }
 }
 
+/// Runs `cleanup` to completion from a `Drop`, which cannot await: on a
+/// thread with its own runtime, waited for, so nothing is left behind.
+fn clean_up<F: std::future::Future<Output = ()> + Send + 'static>(cleanup: F) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(cleanup);
+    })
+    .join();
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop runs outside async; a thread with its own runtime does the
-        // cleanup and is waited for, so no database is left behind.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok((client, connection)) =
-                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(connection);
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        clean_up(async move {
+            if let Ok((client, connection)) =
+                tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
+            {
+                tokio::spawn(connection);
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            }
+        });
     }
 }
 
@@ -478,32 +482,25 @@ impl Drop for TestApp {
             return;
         }
         let prefix = self.redis_prefix.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let Ok(client) = redis::Client::open(redis_url().as_str()) else {
-                    return;
-                };
-                let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
-                    return;
-                };
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{prefix}*"))
+        clean_up(async move {
+            let Ok(client) = redis::Client::open(redis_url().as_str()) else {
+                return;
+            };
+            let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+                return;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}*"))
+                .query_async(&mut connection)
+                .await
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<i64, _> = redis::cmd("DEL")
+                    .arg(keys)
                     .query_async(&mut connection)
-                    .await
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: Result<i64, _> = redis::cmd("DEL")
-                        .arg(keys)
-                        .query_async(&mut connection)
-                        .await;
-                }
-            });
-        })
-        .join();
+                    .await;
+            }
+        });
     }
 }
 

@@ -26,6 +26,17 @@ fn assert_unavailable(reply: &Reply) {
     }
 }
 
+/// Whether protected reads succeed again within two seconds.
+async fn recovers(app: &TestApp, token: &str) -> bool {
+    for _ in 0..20 {
+        if app.topics(token).await.status == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn a_database_that_is_down_gives_503_on_every_route_that_needs_it() {
     let app = spawn_app_with(
@@ -99,15 +110,10 @@ async fn the_service_recovers_when_redis_comes_back() {
     assert_eq!(app.get("/health", None).await.status, 503);
 
     proxy.restore();
-    let mut recovered = false;
-    for _ in 0..20 {
-        if app.topics(&token).await.status == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the service answers again without a restart");
+    assert!(
+        recovers(&app, &token).await,
+        "the service answers again without a restart"
+    );
     assert_eq!(app.get("/health", None).await.status, 200);
 }
 
@@ -131,15 +137,10 @@ async fn the_service_recovers_when_postgres_comes_back() {
     assert_unavailable(&app.topics(&token).await);
 
     proxy.restore();
-    let mut recovered = false;
-    for _ in 0..20 {
-        if app.topics(&token).await.status == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the service answers again without a restart");
+    assert!(
+        recovers(&app, &token).await,
+        "the service answers again without a restart"
+    );
 }
 
 #[tokio::test]

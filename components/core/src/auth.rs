@@ -136,6 +136,16 @@ struct Who<'a> {
     session_id: Option<&'a str>,
 }
 
+impl<'a> Who<'a> {
+    /// A user in one of their sessions.
+    fn session(user_id: &'a str, session_id: &'a str) -> Self {
+        Self {
+            user_id: Some(user_id),
+            session_id: Some(session_id),
+        }
+    }
+}
+
 fn user_agent(request: &Request) -> String {
     request
         .header("user-agent")
@@ -425,10 +435,7 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
     service.audit(
         "login_succeeded",
         request,
-        Who {
-            user_id: Some(&user.id),
-            session_id: Some(&session_id),
-        },
+        Who::session(&user.id, &session_id),
         None,
     );
     let body = TokenBody {
@@ -497,10 +504,7 @@ pub fn refresh(service: &Service, request: &Request) -> Result<Response, ApiErro
             service.audit(
                 "refresh_token_reused",
                 request,
-                Who {
-                    user_id: Some(&session.user_id),
-                    session_id: Some(&session.session_id),
-                },
+                Who::session(&session.user_id, &session.session_id),
                 Some(
                     "a retired refresh token was presented after the grace window; session revoked",
                 ),
@@ -523,10 +527,7 @@ pub fn refresh(service: &Service, request: &Request) -> Result<Response, ApiErro
     service.audit(
         "refresh",
         request,
-        Who {
-            user_id: Some(&user_id),
-            session_id: Some(&session_id),
-        },
+        Who::session(&user_id, &session_id),
         None,
     );
     let body = TokenBody {
@@ -617,10 +618,7 @@ pub fn logout(service: &Service, request: &Request) -> Result<Response, ApiError
         service.audit(
             "logout",
             request,
-            Who {
-                user_id: Some(&user_id),
-                session_id: Some(&session_id),
-            },
+            Who::session(&user_id, &session_id),
             Some(detail),
         );
     }
@@ -697,10 +695,7 @@ pub fn revoke_session(
     service.audit(
         "session_revoked",
         request,
-        Who {
-            user_id: Some(&claims.user_id),
-            session_id: Some(session_id),
-        },
+        Who::session(&claims.user_id, session_id),
         None,
     );
     Ok(Response::new(204))
@@ -731,10 +726,7 @@ pub fn change_password(service: &Service, request: &Request) -> Result<Response,
         service.audit(
             "password_change_failed",
             request,
-            Who {
-                user_id: Some(&user.id),
-                session_id: Some(&claims.session_id),
-            },
+            Who::session(&user.id, &claims.session_id),
             None,
         );
         return Err(ApiError::InvalidCredentials);
@@ -757,10 +749,7 @@ pub fn change_password(service: &Service, request: &Request) -> Result<Response,
     service.audit(
         "password_changed",
         request,
-        Who {
-            user_id: Some(&user.id),
-            session_id: Some(&claims.session_id),
-        },
+        Who::session(&user.id, &claims.session_id),
         Some(&format!("other sessions revoked: {revoked}")),
     );
     Ok(Response::new(204))
