@@ -244,19 +244,54 @@ impl HostConnection for RequestState {
 }
 
 impl RequestState {
+    /// Checks every host the address would connect to (a connection string
+    /// may name several, in its URL or its `host` parameter), as Spin does.
+    fn check_pg_address(&self, address: &str) -> Result<(), Error> {
+        let config: tokio_postgres::Config = address
+            .parse()
+            .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
+        let ports = config.get_ports();
+        for (index, host) in config.get_hosts().iter().enumerate() {
+            let name = match host {
+                tokio_postgres::config::Host::Tcp(name) => name,
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(_) => {
+                    return Err(Error::ConnectionFailed(
+                        "Unix sockets are not supported on WebAssembly".to_owned(),
+                    ));
+                }
+            };
+            let name = if name.contains(':') {
+                format!("[{name}]")
+            } else {
+                name.clone()
+            };
+            let port = ports.get(index).or(if ports.len() == 1 {
+                ports.first()
+            } else {
+                None
+            });
+            let url = match port {
+                Some(port) => format!("postgres://{name}:{port}"),
+                None => format!("postgres://{name}"),
+            };
+            if let Err(destination) = self.component.allowed_hosts.check_url(&url, "postgres") {
+                return Err(Error::ConnectionFailed(format!(
+                    "address {destination} is not permitted"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     async fn open_pg(
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
         // The guest's fault when refused: the manifest does not list the
         // address. Spin's message names only scheme, host and port.
-        match self.component.allowed_hosts.check_url(&address, "postgres") {
-            Ok(()) => {}
-            Err(destination) => {
-                return Ok(Err(Error::ConnectionFailed(format!(
-                    "address {destination} is not permitted"
-                ))));
-            }
+        if let Err(error) = self.check_pg_address(&address) {
+            return Ok(Err(error));
         }
         // A failure here is the server's (or the network's): the guest
         // hears it as `connection-failed`.

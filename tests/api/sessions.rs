@@ -22,7 +22,82 @@ on_every_backend!(
     registrations_are_limited_per_address,
     oversized_mistyped_and_malformed_requests_are_refused_cleanly,
     the_audit_trail_records_each_event_and_no_secret,
+    parallel_guesses_cannot_slip_under_the_limit,
+    guesses_at_the_current_password_are_throttled,
+    a_stale_refresh_token_at_logout_ends_only_its_own_session,
 );
+
+async fn parallel_guesses_cannot_slip_under_the_limit(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        throttled(backend, vec![("login_failures_per_account", "3".into())]),
+    )
+    .await;
+    app.register("parallel@example.com", PASSWORD).await;
+    let passwords: Vec<String> = (0..20).map(|n| format!("wrong guess {n}")).collect();
+    let guesses = passwords
+        .iter()
+        .map(|password| app.login_from("parallel@example.com", password, "203.0.113.40"));
+    let replies = futures::future::join_all(guesses).await;
+    let checked = replies.iter().filter(|reply| reply.status == 401).count();
+    let refused = replies.iter().filter(|reply| reply.status == 429).count();
+    assert_eq!(checked + refused, 20);
+    assert!(checked <= 3, "{checked} guesses reached the password check");
+}
+
+async fn guesses_at_the_current_password_are_throttled(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        throttled(backend, vec![("login_failures_per_account", "3".into())]),
+    )
+    .await;
+    let (_, login) = app.signed_in_user().await;
+    let token = login.access_token();
+    let guess = |n: u32| {
+        app.post_json(
+            "/auth/password",
+            json!({"current_password": format!("guess number {n}"), "new_password": "a brand new passphrase"}),
+            Some(&token),
+        )
+    };
+    for n in 0..3 {
+        guess(n).await.assert_problem(401, "invalid_credentials");
+    }
+    let refused = guess(3).await;
+    refused.assert_problem(429, "rate_limited");
+    assert!(refused.header("retry-after").is_some());
+}
+
+async fn a_stale_refresh_token_at_logout_ends_only_its_own_session(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions {
+            variables: vec![("refresh_reuse_grace", "1".into())],
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let (email, first) = app.signed_in_user().await;
+    let second = app.login(&email, PASSWORD).await;
+    let stolen = first.refresh_cookie().unwrap();
+    let rotated = app.refresh_with_cookie(&stolen).await;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    // A thief replays the old token to log the owner out everywhere.
+    let reply = app.logout_with_cookie(&stolen, Some("global")).await;
+    assert_eq!(reply.status, 204);
+    app.topics(&rotated.access_token())
+        .await
+        .assert_problem(401, "invalid_token");
+    assert_eq!(
+        app.topics(&second.access_token()).await.status,
+        200,
+        "other sessions stand"
+    );
+    let audited = app
+        .sql("SELECT count(*) FROM audit_events WHERE event = 'refresh_token_reused'")
+        .await;
+    assert_eq!(audited[0][0].as_deref(), Some("1"));
+}
 
 async fn fifty_concurrent_refreshes_of_one_token_leave_one_session_with_one_current_token(
     backend: Backend,

@@ -553,6 +553,29 @@ async fn a_postgres_address_not_in_allowed_outbound_hosts_is_refused() {
 }
 
 #[tokio::test]
+async fn every_host_of_a_postgres_address_must_be_allowed() {
+    let fixture = start();
+    let allowed = allowed_entry(&database_url());
+    let host = allowed.trim_start_matches("postgres://");
+    for address in [
+        format!("postgres://postgres@{host}/test?sslmode=disable&host=10.9.9.9"),
+        format!("postgres://postgres@{host},10.9.9.9:5432/test?sslmode=disable"),
+        "postgres://postgres@/test?host=/var/run/postgresql&sslmode=disable".to_owned(),
+    ] {
+        let answer = fixture.pg_at(&address, "SELECT 1", json!([])).await;
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("Error::ConnectionFailed("),
+            "{address}: {answer}"
+        );
+        assert!(
+            error.contains("is not permitted") || error.contains("Unix sockets"),
+            "{address}: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_postgres_gives_connection_failed() {
     // Allowed, but nothing listens there.
     let mut options = FixtureOptions::default();

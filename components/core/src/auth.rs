@@ -157,9 +157,95 @@ fn user_agent(request: &Request) -> String {
 }
 
 /// A counter key that does not store the email in the clear.
-fn account_key(email: &str, ip: &str) -> String {
+fn account_key(email: &str, address: &str) -> String {
     let digest = Sha256::digest(email.as_bytes());
-    format!("{}|{ip}", hex::encode(&digest[..16]))
+    format!("{}|{address}", hex::encode(&digest[..16]))
+}
+
+/// The address throttling counts by: an IPv4 address, or the /64 an IPv6
+/// address is in (one client usually holds a whole /64, and counting each
+/// address apart would let it step around every limit).
+fn throttle_address(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let segments = v6.segments();
+            format!(
+                "{:x}:{:x}:{:x}:{:x}::/64",
+                segments[0], segments[1], segments[2], segments[3]
+            )
+        }
+        _ => ip.to_owned(),
+    }
+}
+
+/// A password check that throttling let through. A failure needs nothing
+/// more (the attempt is already counted); a success is settled with
+/// [`Attempt::succeeded`]. See [`crate::throttle`] for the rules.
+struct Attempt<'a> {
+    service: &'a Service,
+    account: String,
+    address: Option<String>,
+}
+
+impl<'a> Attempt<'a> {
+    /// Counts the attempt against the account (and the address, for
+    /// logins) and refuses it with 429 when a limit or back-off is in force.
+    fn begin(
+        service: &'a Service,
+        account: String,
+        address: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let counters = service.stores.counters();
+        let now = clock::now_millis();
+        if let Some(address) = &address {
+            let (count, left) = counters.hit(address, throttle::LOGIN_WINDOW, now)?;
+            if let Some(retry_after) =
+                throttle::exhausted(count, service.config.login_failures_per_ip + 1, left)
+            {
+                return Err(ApiError::RateLimited { retry_after });
+            }
+        }
+        let free = service.config.login_failures_per_account;
+        let (count, _) = counters.hit(
+            &format!("login-account:{account}"),
+            throttle::LOGIN_WINDOW,
+            now,
+        )?;
+        if count >= free {
+            // From the last free attempt on, each attempt claims the current
+            // back-off period (success lifts it): only the first claimant
+            // goes ahead, any other waits. The last free attempt claims it
+            // before its check, as if it had already failed, so parallel
+            // guesses get no further than serial ones.
+            let (claims, left) = counters.hit(
+                &format!("login-block:{account}"),
+                throttle::backoff(count.max(free + 1) - 1, free),
+                now,
+            )?;
+            if claims > 1 {
+                return Err(ApiError::RateLimited {
+                    retry_after: left.max(1),
+                });
+            }
+        }
+        Ok(Self {
+            service,
+            account,
+            address,
+        })
+    }
+
+    /// The password was right: the account starts afresh, and the attempt
+    /// does not count against the address.
+    fn succeeded(self) -> Result<(), ApiError> {
+        let counters = self.service.stores.counters();
+        counters.clear(&format!("login-account:{}", self.account))?;
+        counters.clear(&format!("login-block:{}", self.account))?;
+        if let Some(address) = &self.address {
+            counters.forgive(address)?;
+        }
+        Ok(())
+    }
 }
 
 fn refresh_cookie(token: &RefreshToken, max_age: u64) -> String {
@@ -339,26 +425,14 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
     let canonical = email_input.trim().to_lowercase();
     let ip = request.client_ip(&service.config.trusted_proxies);
     let now = clock::now();
-    let counters = service.stores.counters();
-    let now_millis = clock::now_millis();
-
     // Throttled attempts are refused before any hashing: that is the
-    // point of throttling.
-    let account = account_key(&canonical, &ip);
-    let (ip_failures, ip_window_left) = counters.peek(&format!("login-ip:{ip}"), now_millis)?;
-    if let Some(retry_after) = throttle::exhausted(
-        ip_failures,
-        service.config.login_failures_per_ip,
-        ip_window_left,
-    ) {
-        return Err(ApiError::RateLimited { retry_after });
-    }
-    let (blocked, block_left) = counters.peek(&format!("login-block:{account}"), now_millis)?;
-    if blocked > 0 && block_left > 0 {
-        return Err(ApiError::RateLimited {
-            retry_after: block_left,
-        });
-    }
+    // point of throttling. The attempt is counted now, not after the
+    // check, so that parallel guesses cannot all slip under the limit.
+    let attempt = Attempt::begin(
+        service,
+        account_key(&canonical, &throttle_address(&ip)),
+        Some(format!("login-ip:{}", throttle_address(&ip))),
+    )?;
 
     // Unknown and known emails take the same steps and the same time.
     let found = match Email::parse(&canonical) {
@@ -376,23 +450,10 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
         }
     };
     let Some((user, _)) = found.filter(|_| verified.matches) else {
-        let (failures, _) = counters.hit(
-            &format!("login-account:{account}"),
-            throttle::LOGIN_WINDOW,
-            now_millis,
-        )?;
-        counters.hit(
-            &format!("login-ip:{ip}"),
-            throttle::LOGIN_WINDOW,
-            now_millis,
-        )?;
-        let backoff = throttle::backoff(failures, service.config.login_failures_per_account);
-        if backoff > 0 {
-            counters.hit(&format!("login-block:{account}"), backoff, now_millis)?;
-        }
         service.audit("login_failed", request, Who::default(), None);
         return Err(ApiError::InvalidCredentials);
     };
+    attempt.succeeded()?;
 
     if verified.needs_rehash {
         // Best effort: the login stands even if the upgrade cannot be saved.
@@ -408,7 +469,6 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
             eprintln!("cannot upgrade a password hash: {error}");
         }
     }
-    counters.clear(&format!("login-account:{account}"))?;
 
     let roles = roles_for(&user.email, &service.config.admin_emails);
     let session_id = crate::random::uuid().to_string();
@@ -589,7 +649,25 @@ pub fn logout(service: &Service, request: &Request) -> Result<Response, ApiError
         None => None,
     };
     let session = match from_refresh {
-        Some(found) => Some(found),
+        // A token retired before the grace window is a stolen one replayed,
+        // not a logout: its session ends (as at /auth/refresh), and the
+        // scope it asked for is ignored, so a thief cannot end the owner's
+        // other sessions with it.
+        Some(owner)
+            if owner
+                .retired_at
+                .is_some_and(|at| now - at > service.config.refresh_reuse_grace as i64) =>
+        {
+            sessions.revoke_session(&owner.user_id, &owner.session_id)?;
+            service.audit(
+                "refresh_token_reused",
+                request,
+                Who::session(&owner.user_id, &owner.session_id),
+                Some("a retired refresh token was presented to logout; session revoked"),
+            );
+            return Ok(Response::new(204).header("set-cookie", &cleared_cookie()));
+        }
+        Some(owner) => Some((owner.session_id, owner.user_id)),
         None => match authenticate(service, request) {
             Ok(claims) => Some((claims.session_id, claims.user_id)),
             Err(ApiError::Unavailable(store, cause)) => {
@@ -722,6 +800,9 @@ pub fn change_password(service: &Service, request: &Request) -> Result<Response,
     };
     let current = Password::for_login(&current)
         .map_err(|reason| ApiError::invalid("current_password", reason))?;
+    // Whoever holds a token must not get unlimited guesses at the password
+    // behind it.
+    let attempt = Attempt::begin(service, format!("password:{}", user.id), None)?;
     if !verify_password(&current, &stored).matches {
         service.audit(
             "password_change_failed",
@@ -731,6 +812,7 @@ pub fn change_password(service: &Service, request: &Request) -> Result<Response,
         );
         return Err(ApiError::InvalidCredentials);
     }
+    attempt.succeeded()?;
     let context = [
         user.email.as_str(),
         user.first_name.as_deref().unwrap_or_default(),

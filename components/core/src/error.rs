@@ -250,6 +250,10 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError;
         match error {
             StoreError::Unavailable(store, cause) => Self::Unavailable(store, cause),
+            StoreError::Refused(variable) => Self::Misconfigured {
+                variable,
+                reason: "does not allow connecting to the configured server".to_owned(),
+            },
             StoreError::Other(error) => Self::Internal(error),
         }
     }

@@ -164,36 +164,41 @@ impl Request {
     /// peer is a trusted proxy, the nearest untrusted address in
     /// `X-Forwarded-For`.
     pub fn client_ip(&self, trusted_proxies: &[Cidr]) -> String {
-        let peer = self
+        let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|cidr| cidr.contains(ip));
+        let mut client = self
             .header("spin-client-addr")
             .and_then(parse_socket_ip)
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|cidr| cidr.contains(ip));
-        if !trusted(&peer) {
-            return peer.to_string();
-        }
-        let forwarded: Vec<IpAddr> = self
+        let forwarded: Vec<&str> = self
             .headers
             .iter()
             .filter(|(n, _)| n == "x-forwarded-for")
             .flat_map(|(_, v)| v.split(','))
-            .filter_map(|entry| entry.trim().parse().ok())
             .collect();
-        forwarded
-            .iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .or(forwarded.first())
-            .unwrap_or(&peer)
-            .to_string()
+        // Walk back from the nearest hop while it is a trusted proxy: each
+        // one vouches for the address before it. An entry that does not
+        // parse ends the walk at the proxy that added it.
+        for entry in forwarded.iter().rev() {
+            if !trusted(&client) {
+                break;
+            }
+            match parse_socket_ip(entry.trim()) {
+                Some(ip) => client = ip,
+                None => break,
+            }
+        }
+        client.to_string()
     }
 }
 
+/// An IP address, alone or with a port (`1.2.3.4:5`, `[::1]:5`); an
+/// IPv4-mapped IPv6 address is read as the IPv4 address.
 fn parse_socket_ip(value: &str) -> Option<IpAddr> {
-    if let Ok(address) = value.parse::<std::net::SocketAddr>() {
-        return Some(address.ip());
-    }
-    value.parse().ok()
+    let ip = match value.parse::<std::net::SocketAddr>() {
+        Ok(address) => address.ip(),
+        Err(_) => value.parse().ok()?,
+    };
+    Some(ip.to_canonical())
 }
 
 /// An IPv4 or IPv6 network such as `10.0.0.0/8`; a bare address is a /32
@@ -434,6 +439,25 @@ mod tests {
         let proxies = [Cidr::parse("10.0.0.0/8").unwrap()];
         assert_eq!(req.client_ip(&proxies), "203.0.113.9");
         assert_eq!(req.client_ip(&[]), "10.0.0.1");
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_and_mapped_addresses_are_read() {
+        let proxies = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let req = request(&[
+            ("x-forwarded-for", "203.0.113.9:4711"),
+            ("spin-client-addr", "[::ffff:10.0.0.1]:4000"),
+        ]);
+        assert_eq!(req.client_ip(&proxies), "203.0.113.9");
+        let junk = request(&[
+            ("x-forwarded-for", "1.1.1.1, garbage, 10.0.0.3"),
+            ("spin-client-addr", "10.0.0.1:4000"),
+        ]);
+        assert_eq!(
+            junk.client_ip(&proxies),
+            "10.0.0.3",
+            "the walk stops at junk"
+        );
     }
 
     #[test]

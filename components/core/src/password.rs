@@ -3,7 +3,10 @@
 //! PHC strings carry their own algorithm and parameters, so hashes made by
 //! other Argon2 implementations (argon2-cffi and passlib, which the Python
 //! service used) verify here, and [`Verification::needs_rehash`] tells login
-//! to replace a hash made with weaker settings than the current policy.
+//! to replace a hash made with other settings than the current policy:
+//! weaker ones, for strength, and stronger ones too, so that every account
+//! costs the same time to check as the dummy hash an unknown email is
+//! checked against, and timing does not tell accounts apart.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -56,6 +59,8 @@ pub fn hash_password(password: &Password) -> anyhow::Result<String> {
 pub fn verify_password(password: &Password, stored: &str) -> Verification {
     let Ok(parsed) = PasswordHash::new(stored) else {
         eprintln!("a stored password hash is not a PHC string");
+        // The same time as any other failed check.
+        verify_against_dummy(password);
         return Verification {
             matches: false,
             needs_rehash: true,
@@ -66,7 +71,7 @@ pub fn verify_password(password: &Password, stored: &str) -> Verification {
         .is_ok();
     Verification {
         matches,
-        needs_rehash: is_weaker_than_policy(&parsed),
+        needs_rehash: differs_from_policy(&parsed),
     }
 }
 
@@ -75,14 +80,14 @@ pub fn verify_against_dummy(password: &Password) {
     let _ = verify_password(password, DUMMY_HASH);
 }
 
-/// Weaker: another Argon2 variant or version, or less memory or fewer
-/// passes than the policy. More lanes is not weaker.
-fn is_weaker_than_policy(hash: &PasswordHash<'_>) -> bool {
+/// Another Argon2 variant or version, or other costs than the policy's.
+fn differs_from_policy(hash: &PasswordHash<'_>) -> bool {
     let param = |name: &str| hash.params.get_decimal(name).unwrap_or_default();
     hash.algorithm != Algorithm::Argon2id.ident()
         || hash.version != Some(Version::V0x13.into())
-        || param("m") < MEMORY_KIB
-        || param("t") < ITERATIONS
+        || param("m") != MEMORY_KIB
+        || param("t") != ITERATIONS
+        || param("p") != PARALLELISM
 }
 
 #[cfg(test)]
@@ -126,11 +131,13 @@ mod tests {
     #[test]
     fn hashes_from_the_python_service_verify() {
         let cffi = verify_password(&password("correct horse battery staple"), CFFI_DEFAULT);
+        // Stronger than the policy, re-hashed all the same (see the module
+        // documentation).
         assert_eq!(
             cffi,
             Verification {
                 matches: true,
-                needs_rehash: false
+                needs_rehash: true
             }
         );
         let weak = verify_password(&password("Tr0ub4dor&3-legacy"), PASSLIB_WEAK);
@@ -162,6 +169,6 @@ mod tests {
     #[test]
     fn the_dummy_hash_has_the_policy_parameters() {
         let parsed = PasswordHash::new(DUMMY_HASH).unwrap();
-        assert!(!is_weaker_than_policy(&parsed));
+        assert!(!differs_from_policy(&parsed));
     }
 }

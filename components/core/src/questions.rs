@@ -160,8 +160,9 @@ fn decode_cursor(cursor: &str) -> Option<i64> {
 }
 
 /// `GET /questions/topics/{slug}/questions?limit=&cursor=`: a page, oldest
-/// first. Questions added while paging appear on later pages; none is
-/// repeated or skipped.
+/// first. Every question that existed when paging began appears exactly
+/// once; questions added meanwhile appear on later pages (on PostgreSQL,
+/// one committed out of order with a concurrent insert can be passed by).
 pub fn list_questions(
     service: &Service,
     request: &Request,

@@ -2,14 +2,18 @@
 //! and the tests move the numbers by hand.
 //!
 //! ```text
-//!  failures on (account, IP) in the window
-//!   0 .. N-1 ──▶ allowed
-//!   N        ──▶ blocked 1 s      (N = login_failures_per_account)
-//!   N+1      ──▶ blocked 2 s
-//!   N+k      ──▶ blocked 2^k s, at most 15 min
-//!  success   ──▶ count cleared
+//!  attempts on (account, IP) in the window, counted before the check
+//!   1 .. N   ──▶ allowed           (N = login_failures_per_account)
+//!   N        ──▶ also starts a 1 s block, lifted if it succeeds
+//!   then one attempt per block, each block twice the last (2 s, 4 s, ...,
+//!   at most 15 min); attempts during a block get 429 and still count
+//!  success   ──▶ the account's count and block are cleared
 //!  window (15 min) or block ends ──▶ allowed again (decay)
 //! ```
+//!
+//! Counting before the check matters: parallel guesses all reserve their
+//! place in the count at once, so no more than N of them reach the password
+//! check together. A successful login gives its place back to the address.
 //!
 //! The account counter is kept per (account, client IP): an attacker
 //! guessing from one address slows down only their own attempts, and the

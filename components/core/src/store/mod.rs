@@ -27,6 +27,9 @@ use crate::tokens::TokenDigest;
 pub enum StoreError {
     /// The server could not be reached; the request should get a 503.
     Unavailable(Store, String),
+    /// The host refused the connection because `allowed_outbound_hosts`
+    /// (through this variable) does not list the server: configuration.
+    Refused(&'static str),
     /// Anything else: a bug or corrupt data.
     Other(anyhow::Error),
 }
@@ -34,6 +37,47 @@ pub enum StoreError {
 impl From<anyhow::Error> for StoreError {
     fn from(error: anyhow::Error) -> Self {
         StoreError::Other(error)
+    }
+}
+
+/// `text` with the credentials of any URL in it replaced by `***`, so a
+/// connection error can be logged without the password it quotes.
+pub fn redact_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (before, after) = rest.split_at(start + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"')
+            .unwrap_or(after.len());
+        match after[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &after[at..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            super::redact_credentials(
+                "address postgres://u:secret@db:5432/x?sslmode=require refused"
+            ),
+            "address postgres://***@db:5432/x?sslmode=require refused"
+        );
+        assert_eq!(
+            super::redact_credentials("redis://cache:6379"),
+            "redis://cache:6379"
+        );
+        assert_eq!(super::redact_credentials("no url here"), "no url here");
     }
 }
 
@@ -123,6 +167,17 @@ pub struct RotatedSession {
     pub roles: String,
 }
 
+/// Whose a presented refresh token is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    /// The session.
+    pub session_id: String,
+    /// Its user.
+    pub user_id: String,
+    /// When the token was retired, if it was.
+    pub retired_at: Option<Timestamp>,
+}
+
 /// The outcome of presenting a refresh token for rotation.
 ///
 /// When a token is retired, its row keeps the digest of its successor and
@@ -168,13 +223,13 @@ pub trait SessionStore {
     ) -> StoreResult<Rotation>;
     /// Whether the session exists and has not expired or been revoked.
     fn is_live(&self, session_id: &str, now: Timestamp) -> StoreResult<bool>;
-    /// The session and user a refresh token (current or retired) belongs
-    /// to, if the session is live.
+    /// The session a refresh token (current or retired) belongs to, if the
+    /// session is live.
     fn session_of_token(
         &self,
         token: &TokenDigest,
         now: Timestamp,
-    ) -> StoreResult<Option<(String, String)>>;
+    ) -> StoreResult<Option<TokenOwner>>;
     /// The live sessions of a user, oldest first.
     fn list_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<SessionInfo>>;
     /// Revokes one session of `user_id`; `false` if it is not theirs or
@@ -191,10 +246,10 @@ pub trait CounterStore {
     /// Adds one to `key`, whose window of `window` seconds starts at its
     /// first hit; returns the count and the seconds left in the window.
     fn hit(&self, key: &str, window: u64, now_millis: i64) -> StoreResult<(u64, u64)>;
-    /// The count and seconds left, without adding.
-    fn peek(&self, key: &str, now_millis: i64) -> StoreResult<(u64, u64)>;
     /// Forgets `key`.
     fn clear(&self, key: &str) -> StoreResult<()>;
+    /// Takes one back from `key` (an attempt that turned out well).
+    fn forgive(&self, key: &str) -> StoreResult<()>;
 }
 
 /// One audited event.

@@ -66,7 +66,11 @@ fn column(value: &DbValue) -> Result<SqlValue, SqlError> {
 
 fn classify(error: PgError) -> SqlError {
     match error {
-        PgError::ConnectionFailed(cause) => SqlError::Unavailable(cause),
+        // Spin's words for an address allowed_outbound_hosts does not list.
+        PgError::ConnectionFailed(cause) if cause.contains("is not permitted") => SqlError::Refused,
+        PgError::ConnectionFailed(cause) => {
+            SqlError::Unavailable(super::redact_credentials(&cause))
+        }
         PgError::QueryFailed(QueryError::DbError(db)) => {
             if MISSING_SCHEMA.contains(&db.code.as_str()) {
                 SqlError::MissingSchema(db.message)

@@ -19,7 +19,7 @@ use crate::clock::Timestamp;
 use crate::error::Store;
 use crate::store::{
     CounterStore, NewSession, RotatedSession, Rotation, SessionInfo, SessionPolicy, SessionStore,
-    StoreError, StoreResult,
+    StoreError, StoreResult, TokenOwner,
 };
 use crate::tokens::TokenDigest;
 
@@ -92,11 +92,12 @@ return {'reused', sid, user, roles}
 
 /// Returns the session id and user of a token whose session is live.
 const SESSION_OF_TOKEN: &str = r#"
-local sid = redis.call('HGET', KEYS[1], 'sid')
+local token = redis.call('HMGET', KEYS[1], 'sid', 'retired_at')
+local sid = token[1]
 if not sid then return {} end
 local user = redis.call('HGET', ARGV[1] .. 'session:' .. sid, 'user_id')
 if not user then return {} end
-return {sid, user}
+return {sid, user, token[2] or ''}
 "#;
 
 /// Returns id, created_at, last_used_at, user_agent, ip for each live
@@ -147,12 +148,10 @@ end
 return {count, math.ceil(ttl / 1000)}
 "#;
 
-const PEEK: &str = r#"
-local count = redis.call('GET', KEYS[1])
-if not count then return {0, 0} end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then return {tonumber(count), 0} end
-return {tonumber(count), math.ceil(ttl / 1000)}
+/// Takes one back, never below zero, keeping the window.
+const FORGIVE: &str = r#"
+if (tonumber(redis.call('GET', KEYS[1])) or 0) > 0 then redis.call('DECR', KEYS[1]) end
+return 1
 "#;
 
 impl RedisStore {
@@ -174,10 +173,13 @@ impl RedisStore {
             return Ok(connection);
         }
         let connection = redis::Connection::open(&self.url).map_err(|error| match error {
-            redis::Error::InvalidAddress => StoreError::Other(anyhow::anyhow!(
-                "redis_url is not a Redis URL, or not in allowed_outbound_hosts"
-            )),
-            other => StoreError::Unavailable(Store::Sessions, format!("{other:?}")),
+            // Spin's answer to an address allowed_outbound_hosts does not
+            // list (or one that is not a Redis URL): configuration.
+            redis::Error::InvalidAddress => StoreError::Refused("redis_allowed_host"),
+            other => StoreError::Unavailable(
+                Store::Sessions,
+                super::redact_credentials(&format!("{other:?}")),
+            ),
         })?;
         Ok(self.connection.get_or_init(|| connection))
     }
@@ -187,7 +189,7 @@ impl RedisStore {
             .execute(command, &args)
             .map_err(|error| match error {
                 redis::Error::Other(message) if is_connection_failure(&message) => {
-                    StoreError::Unavailable(Store::Sessions, message)
+                    StoreError::Unavailable(Store::Sessions, super::redact_credentials(&message))
                 }
                 other => StoreError::Other(anyhow::anyhow!("redis {command}: {other:?}")),
             })
@@ -340,16 +342,21 @@ impl SessionStore for RedisStore {
         &self,
         token: &TokenDigest,
         _now: Timestamp,
-    ) -> StoreResult<Option<(String, String)>> {
+    ) -> StoreResult<Option<TokenOwner>> {
         let reply = self.eval(
             SESSION_OF_TOKEN,
             &[&self.key("refresh", token.as_str())],
             &[&self.prefix],
         )?;
-        if reply.len() < 2 {
+        if reply.len() < 3 {
             return Ok(None);
         }
-        Ok(Some((text(reply.first())?, text(reply.get(1))?)))
+        let retired_at = text(reply.get(2))?;
+        Ok(Some(TokenOwner {
+            session_id: text(reply.first())?,
+            user_id: text(reply.get(1))?,
+            retired_at: retired_at.parse().ok(),
+        }))
     }
 
     fn list_sessions(&self, user_id: &str, _now: Timestamp) -> StoreResult<Vec<SessionInfo>> {
@@ -402,12 +409,9 @@ impl CounterStore for RedisStore {
         ))
     }
 
-    fn peek(&self, key: &str, _now: i64) -> StoreResult<(u64, u64)> {
-        let reply = self.eval(PEEK, &[&self.key("counter", key)], &[])?;
-        Ok((
-            int(reply.first())?.max(0) as u64,
-            int(reply.get(1))?.max(0) as u64,
-        ))
+    fn forgive(&self, key: &str) -> StoreResult<()> {
+        self.eval(FORGIVE, &[&self.key("counter", key)], &[])?;
+        Ok(())
     }
 
     fn clear(&self, key: &str) -> StoreResult<()> {

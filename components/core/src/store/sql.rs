@@ -12,7 +12,7 @@ use crate::domain::{Email, User};
 use crate::error::Store;
 use crate::store::{
     AuditEvent, AuditLog, CounterStore, NewSession, NewUser, RotatedSession, Rotation, SessionInfo,
-    SessionPolicy, SessionStore, StoreError, StoreResult, UserStore, migrations,
+    SessionPolicy, SessionStore, StoreError, StoreResult, TokenOwner, UserStore, migrations,
 };
 use crate::tokens::TokenDigest;
 
@@ -117,6 +117,8 @@ impl Row {
 pub enum SqlError {
     /// The server is unreachable.
     Unavailable(String),
+    /// The host's `allowed_outbound_hosts` does not list the server.
+    Refused,
     /// A table or column does not exist: the schema is behind.
     MissingSchema(String),
     /// A unique constraint refused the row.
@@ -145,6 +147,7 @@ pub struct SqlStore {
 fn store_error(error: SqlError) -> StoreError {
     match error {
         SqlError::Unavailable(cause) => StoreError::Unavailable(Store::Database, cause),
+        SqlError::Refused => StoreError::Refused("database_allowed_host"),
         SqlError::MissingSchema(cause)
         | SqlError::UniqueViolation(cause)
         | SqlError::Other(cause) => StoreError::Other(anyhow::anyhow!(cause)),
@@ -545,14 +548,20 @@ impl SessionStore for SqlStore {
         &self,
         token: &TokenDigest,
         now: Timestamp,
-    ) -> StoreResult<Option<(String, String)>> {
+    ) -> StoreResult<Option<TokenOwner>> {
         let rows = self.query(
-            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+            "SELECT s.id, s.user_id, t.retired_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
              WHERE t.digest = $1 AND t.expires_at > $2 AND s.expires_at > $2 AND s.idle_expires_at > $2",
             &[token.as_str().into(), now.into()],
         )?;
         rows.first()
-            .map(|row| Ok((row.text(0)?, row.text(1)?)))
+            .map(|row| {
+                Ok(TokenOwner {
+                    session_id: row.text(0)?,
+                    user_id: row.text(1)?,
+                    retired_at: row.optional_int(2)?,
+                })
+            })
             .transpose()
             .map_err(StoreError::Other)
     }
@@ -579,8 +588,9 @@ impl SessionStore for SqlStore {
 
     fn revoke_session(&self, user_id: &str, session_id: &str) -> StoreResult<bool> {
         let owned = self.query(
-            "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2",
-            &[session_id.into(), user_id.into()],
+            "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 \
+             AND expires_at > $3 AND idle_expires_at > $3",
+            &[session_id.into(), user_id.into(), clock::now().into()],
         )?;
         if owned.is_empty() {
             return Ok(false);
@@ -627,26 +637,19 @@ impl CounterStore for SqlStore {
         Ok((count.max(0) as u64, seconds_left(ends, now)))
     }
 
-    fn peek(&self, key: &str, now: i64) -> StoreResult<(u64, u64)> {
-        let rows = self.query(
-            "SELECT count, window_ends_at FROM counters WHERE key = $1 AND window_ends_at > $2",
-            &[key.into(), now.into()],
-        )?;
-        match rows.first() {
-            Some(row) => {
-                let count = row.int(0).map_err(StoreError::Other)?;
-                let ends = row.int(1).map_err(StoreError::Other)?;
-                Ok((count.max(0) as u64, seconds_left(ends, now)))
-            }
-            None => Ok((0, 0)),
-        }
-    }
-
     fn clear(&self, key: &str) -> StoreResult<()> {
         // Counters whose window has ended are met here, and removed.
         self.execute(
             "DELETE FROM counters WHERE key = $1 OR window_ends_at <= $2",
             &[key.into(), clock::now_millis().into()],
+        )?;
+        Ok(())
+    }
+
+    fn forgive(&self, key: &str) -> StoreResult<()> {
+        self.execute(
+            "UPDATE counters SET count = count - 1 WHERE key = $1 AND count > 0",
+            &[key.into()],
         )?;
         Ok(())
     }
