@@ -285,6 +285,25 @@ async fn every_response_of_a_full_session_matches_the_document() {
         )
         .await;
     conforms(&doc, "post", "/auth/password", &changed);
+    let mut guesses = 0;
+    let throttled = loop {
+        let guess = app
+            .post_json(
+                "/auth/password",
+                json!({"current_password": format!("guess {guesses}"), "new_password": "another passphrase"}),
+                Some(&token),
+            )
+            .await;
+        conforms(&doc, "post", "/auth/password", &guess);
+        guesses += 1;
+        if guess.status == 429 || guesses == 20 {
+            break guess;
+        }
+    };
+    assert_eq!(
+        throttled.status, 429,
+        "wrong current passwords were never throttled"
+    );
     let wrong_method = app.get("/auth/logout", None).await;
     conforms(&doc, "post", "/auth/logout", &wrong_method);
     let revoked = app
