@@ -138,6 +138,16 @@ pub struct AppOptions {
     pub bare: bool,
 }
 
+impl AppOptions {
+    /// The defaults plus these variables.
+    pub fn with_variables(variables: Vec<(&'static str, String)>) -> Self {
+        Self {
+            variables,
+            ..Self::default()
+        }
+    }
+}
+
 /// A running app and what a test needs to inspect it.
 pub struct TestApp {
     pub backend: Backend,

@@ -149,10 +149,7 @@ async fn document(app: &TestApp) -> Value {
 async fn every_response_of_a_full_session_matches_the_document() {
     let app = spawn_app_with(
         Backend::PostgresRedis,
-        AppOptions {
-            variables: vec![("admin_emails", "docs-admin@example.com".into())],
-            ..AppOptions::default()
-        },
+        AppOptions::with_variables(vec![("admin_emails", "docs-admin@example.com".into())]),
     )
     .await;
     let doc = document(&app).await;

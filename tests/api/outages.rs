@@ -41,10 +41,7 @@ async fn recovers(app: &TestApp, token: &str) -> bool {
 async fn a_database_that_is_down_gives_503_on_every_route_that_needs_it() {
     let app = spawn_app_with(
         Backend::PostgresRedis,
-        AppOptions {
-            variables: vec![("database_url", CLOSED_DATABASE.into())],
-            ..AppOptions::default()
-        },
+        AppOptions::with_variables(vec![("database_url", CLOSED_DATABASE.into())]),
     )
     .await;
     assert_unavailable(&app.register("down@example.com", PASSWORD).await);
@@ -95,10 +92,7 @@ async fn the_service_recovers_when_redis_comes_back() {
     let proxy = Proxy::start(socket_of(&redis_url())).await;
     let app = spawn_app_with(
         Backend::SqliteRedis,
-        AppOptions {
-            variables: vec![("redis_url", with_port(&redis_url(), proxy.port))],
-            ..AppOptions::default()
-        },
+        AppOptions::with_variables(vec![("redis_url", with_port(&redis_url(), proxy.port))]),
     )
     .await;
     let (_, login) = app.signed_in_user().await;
@@ -123,10 +117,7 @@ async fn the_service_recovers_when_postgres_comes_back() {
     let proxy = Proxy::start(socket_of(&database.url)).await;
     let app = spawn_app_with(
         Backend::PostgresRedis,
-        AppOptions {
-            variables: vec![("database_url", with_port(&database.url, proxy.port))],
-            ..AppOptions::default()
-        },
+        AppOptions::with_variables(vec![("database_url", with_port(&database.url, proxy.port))]),
     )
     .await;
     let (_, login) = app.signed_in_user().await;
@@ -148,10 +139,7 @@ async fn a_variable_that_does_not_parse_gives_500_misconfigured_naming_it() {
     for (variable, value) in [("jwt_key", "too-short"), ("access_token_ttl", "15 minutes")] {
         let app = spawn_app_with(
             Backend::Sqlite,
-            AppOptions {
-                variables: vec![(variable, value.into())],
-                ..AppOptions::default()
-            },
+            AppOptions::with_variables(vec![(variable, value.into())]),
         )
         .await;
         let reply = app.register("x@example.com", PASSWORD).await;

@@ -20,10 +20,10 @@ const ADMIN: &str = "admin@example.com";
 async fn app_with_admin(backend: Backend) -> (TestApp, String) {
     let app = spawn_app_with(
         backend,
-        AppOptions {
-            variables: vec![("admin_emails", format!("{ADMIN}, other-admin@example.com"))],
-            ..AppOptions::default()
-        },
+        AppOptions::with_variables(vec![(
+            "admin_emails",
+            format!("{ADMIN}, other-admin@example.com"),
+        )]),
     )
     .await;
     assert_eq!(app.register(ADMIN, PASSWORD).await.status, 201);

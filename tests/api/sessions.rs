@@ -30,7 +30,7 @@ on_every_backend!(
 async fn parallel_guesses_cannot_slip_under_the_limit(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        throttled(backend, vec![("login_failures_per_account", "3".into())]),
+        throttled(vec![("login_failures_per_account", "3".into())]),
     )
     .await;
     app.register("parallel@example.com", PASSWORD).await;
@@ -48,7 +48,7 @@ async fn parallel_guesses_cannot_slip_under_the_limit(backend: Backend) {
 async fn guesses_at_the_current_password_are_throttled(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        throttled(backend, vec![("login_failures_per_account", "3".into())]),
+        throttled(vec![("login_failures_per_account", "3".into())]),
     )
     .await;
     let (_, login) = app.signed_in_user().await;
@@ -71,10 +71,7 @@ async fn guesses_at_the_current_password_are_throttled(backend: Backend) {
 async fn a_stale_refresh_token_at_logout_ends_only_its_own_session(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        AppOptions {
-            variables: vec![("refresh_reuse_grace", "1".into())],
-            ..AppOptions::default()
-        },
+        AppOptions::with_variables(vec![("refresh_reuse_grace", "1".into())]),
     )
     .await;
     let (email, first) = app.signed_in_user().await;
@@ -154,10 +151,7 @@ async fn fifty_concurrent_refreshes_of_one_token_leave_one_session_with_one_curr
 async fn a_retired_token_replayed_after_the_grace_window_revokes_the_session(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        AppOptions {
-            variables: vec![("refresh_reuse_grace", "1".into())],
-            ..AppOptions::default()
-        },
+        AppOptions::with_variables(vec![("refresh_reuse_grace", "1".into())]),
     )
     .await;
     let (_, login) = app.signed_in_user().await;
@@ -366,22 +360,17 @@ async fn changing_the_password_ends_every_other_session(backend: Backend) {
     );
 }
 
-fn throttled(backend: Backend, variables: Vec<(&'static str, String)>) -> AppOptions {
-    let _ = backend;
-    let mut variables = variables;
+fn throttled(mut variables: Vec<(&'static str, String)>) -> AppOptions {
     // The tests speak for several clients through X-Forwarded-For, which
     // the app believes only from a trusted proxy: here, the test itself.
     variables.push(("trusted_proxies", "127.0.0.1".into()));
-    AppOptions {
-        variables,
-        ..AppOptions::default()
-    }
+    AppOptions::with_variables(variables)
 }
 
 async fn failed_logins_are_throttled_per_account_and_address_and_decay(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        throttled(backend, vec![("login_failures_per_account", "3".into())]),
+        throttled(vec![("login_failures_per_account", "3".into())]),
     )
     .await;
     let email = "target@example.com";
@@ -420,7 +409,7 @@ async fn failed_logins_are_throttled_per_account_and_address_and_decay(backend: 
 async fn failed_logins_from_one_address_are_limited_across_accounts(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        throttled(backend, vec![("login_failures_per_ip", "3".into())]),
+        throttled(vec![("login_failures_per_ip", "3".into())]),
     )
     .await;
     for n in 0..3 {
@@ -446,7 +435,7 @@ async fn failed_logins_from_one_address_are_limited_across_accounts(backend: Bac
 async fn registrations_are_limited_per_address(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        throttled(backend, vec![("registrations_per_ip", "2".into())]),
+        throttled(vec![("registrations_per_ip", "2".into())]),
     )
     .await;
     let register = |n: u32, ip: &'static str| {

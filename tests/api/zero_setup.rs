@@ -50,10 +50,7 @@ async fn a_bare_start_serves_and_keeps_accounts_and_tokens_across_a_restart() {
 async fn production_settings_still_require_a_key() {
     let app = spawn_app_with(
         Backend::Postgres,
-        AppOptions {
-            variables: vec![("jwt_key", String::new())],
-            ..AppOptions::default()
-        },
+        AppOptions::with_variables(vec![("jwt_key", String::new())]),
     )
     .await;
     let reply = app.register("x@example.com", PASSWORD).await;
