@@ -428,10 +428,11 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
     // Throttled attempts are refused before any hashing: that is the
     // point of throttling. The attempt is counted now, not after the
     // check, so that parallel guesses cannot all slip under the limit.
+    let address = throttle_address(&ip);
     let attempt = Attempt::begin(
         service,
-        account_key(&canonical, &throttle_address(&ip)),
-        Some(format!("login-ip:{}", throttle_address(&ip))),
+        account_key(&canonical, &address),
+        Some(format!("login-ip:{address}")),
     )?;
 
     // Unknown and known emails take the same steps and the same time.
