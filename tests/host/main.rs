@@ -3,6 +3,7 @@
 
 mod helpers;
 mod startup;
+mod timeouts;
 
 use helpers::*;
 use serde_json::{Value, json};
