@@ -2,9 +2,10 @@
 //!
 //! It runs `spin.toml` the way `spin up` does, for the part of Spin that
 //! spin-auth uses: HTTP triggers, `wasm32-wasip1` components, outbound
-//! PostgreSQL and Redis, SQLite and application variables. Real Spin is the
-//! reference; where a component could tell the two apart, this host follows
-//! Spin (see the README's "The local host" section for the known gaps).
+//! HTTP, PostgreSQL and Redis, SQLite and application variables. Real Spin
+//! is the reference; where a component could tell the two apart, this host
+//! follows Spin (see the README's "The local host" section for the known
+//! gaps).
 //!
 //! The binary (`cargo run`) serves an app; tests use [`RunningHost`] to
 //! start one on a free port.

@@ -34,7 +34,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::log::{GuestOutput, LogSink};
 use crate::manifest::Manifest;
 use crate::outbound::allowed_hosts::AllowedHosts;
-use crate::outbound::{self, ComponentContext, DenyOutboundHttp, Outbound, RequestState};
+use crate::outbound::http::{HttpTimeouts, OutboundHttp};
+use crate::outbound::{self, ComponentContext, Outbound, RequestState};
 use crate::routes::Router;
 use crate::variables::{Provider, ResolvedVariables};
 
@@ -88,6 +89,10 @@ pub struct Limits {
     /// have; past it, the guest reading the body gets an error, and the
     /// connection is closed after the response. Default 30 s.
     pub body_read_timeout: Duration,
+    /// The longest a guest's outbound HTTP request may wait to connect, for
+    /// its response, and between chunks of the response body; a guest may
+    /// ask for less in its `request-options`.
+    pub outbound_http: HttpTimeouts,
 }
 
 impl Default for Limits {
@@ -95,6 +100,7 @@ impl Default for Limits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            outbound_http: HttpTimeouts::default(),
         }
     }
 }
@@ -256,7 +262,10 @@ impl App {
                 ));
             }
         }
-        let outbound = Arc::new(Outbound::new(state_dir.join("sqlite_db.db")));
+        let outbound = Arc::new(Outbound::new(
+            state_dir.join("sqlite_db.db"),
+            limits.outbound_http,
+        ));
         if components
             .iter()
             .any(|c| c.context.sqlite_databases.contains("default"))
@@ -408,7 +417,7 @@ impl App {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            http_hooks: DenyOutboundHttp,
+            http_hooks: OutboundHttp::new(component.context.clone(), self.outbound.http_timeouts),
             timeline,
             memory: crate::timeline::MemoryPeak::default(),
         };

@@ -2,6 +2,7 @@
 //! HTTP, against the local PostgreSQL and Redis.
 
 mod helpers;
+mod outbound_http;
 mod startup;
 mod timeouts;
 

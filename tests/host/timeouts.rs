@@ -20,6 +20,7 @@ fn start_with_short_limits() -> Fixture {
         limits: Limits {
             header_read_timeout: LIMIT,
             body_read_timeout: LIMIT,
+            ..Limits::default()
         },
         ..FixtureOptions::default()
     })
