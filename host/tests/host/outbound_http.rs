@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spin_auth::Limits;
-use spin_auth::outbound::http::HttpTimeouts;
+use spin_auth_host::Limits;
+use spin_auth_host::outbound::http::HttpTimeouts;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
