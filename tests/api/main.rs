@@ -10,6 +10,7 @@ mod migrations;
 mod openapi;
 mod outages;
 mod questions;
+mod review;
 mod sessions;
 mod tokens;
 mod zero_setup;

@@ -265,17 +265,6 @@ fn role_names(roles: &[Role]) -> Vec<String> {
     roles.iter().map(|r| r.as_str().to_owned()).collect()
 }
 
-fn parse_roles(stored: &str) -> Vec<Role> {
-    stored
-        .split(',')
-        .filter_map(|name| match name {
-            "user" => Some(Role::User),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        })
-        .collect()
-}
-
 /// A first or last name: at most 100 characters, no control characters
 /// (the OpenAPI document states the same); stored trimmed, and an empty
 /// name is no name.
@@ -339,9 +328,9 @@ pub fn register(service: &Service, request: &Request) -> Result<Response, ApiErr
     let ip = request.client_ip(&service.config.trusted_proxies);
     let now = clock::now();
     let (count, window_left) = service.stores.counters().hit(
-        &format!("register:{ip}"),
+        &format!("register:{}", throttle_address(&ip)),
         throttle::REGISTRATION_WINDOW,
-        now,
+        clock::now_millis(),
     )?;
     if let Some(retry_after) =
         throttle::exhausted(count, service.config.registrations_per_ip + 1, window_left)
@@ -422,7 +411,14 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
     let (email_input, password_input) = credentials(request)?;
     let password = Password::for_login(&password_input)
         .map_err(|reason| ApiError::invalid("password", reason))?;
-    let canonical = email_input.trim().to_lowercase();
+    // The same canonical form as registration's; an input that is no
+    // address this service accepts cannot name an account, but still
+    // takes the same steps.
+    let email = Email::parse(&email_input).ok();
+    let account = match &email {
+        Some(email) => email.as_str().to_owned(),
+        None => email_input.trim().to_ascii_lowercase(),
+    };
     let ip = request.client_ip(&service.config.trusted_proxies);
     let now = clock::now();
     // Throttled attempts are refused before any hashing: that is the
@@ -431,17 +427,17 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
     let address = throttle_address(&ip);
     let attempt = Attempt::begin(
         service,
-        account_key(&canonical, &address),
+        account_key(&account, &address),
         Some(format!("login-ip:{address}")),
     )?;
 
     // Unknown and known emails take the same steps and the same time.
-    let found = match Email::parse(&canonical) {
-        Ok(email) => service.stores.database.user_by_email(&email)?,
-        Err(_) => None,
+    let found = match &email {
+        Some(email) => service.stores.database.user_by_email(email)?,
+        None => None,
     };
     let verified = match &found {
-        Some((_, stored)) => verify_password(&password, stored),
+        Some((_, stored)) => verify_password(&password, &stored.hash),
         None => {
             verify_against_dummy(&password);
             crate::password::Verification {
@@ -450,7 +446,7 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
             }
         }
     };
-    let Some((user, _)) = found.filter(|_| verified.matches) else {
+    let Some((user, checked)) = found.filter(|_| verified.matches) else {
         service.audit("login_failed", request, Who::default(), None);
         return Err(ApiError::InvalidCredentials);
     };
@@ -464,7 +460,7 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
                 Ok(service
                     .stores
                     .database
-                    .set_password_hash(&user.id, &hash, now)?)
+                    .upgrade_password_hash(&user.id, &checked, &hash)?)
             });
         if let Err(error) = upgraded {
             eprintln!("cannot upgrade a password hash: {error}");
@@ -475,7 +471,8 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
     let session_id = crate::random::uuid().to_string();
     let token = RefreshToken::generate();
     let user_agent = user_agent(request);
-    service.stores.sessions().create_session(
+    let sessions = service.stores.sessions();
+    sessions.create_session(
         &NewSession {
             id: &session_id,
             user_id: &user.id,
@@ -487,6 +484,21 @@ pub fn login(service: &Service, request: &Request) -> Result<Response, ApiError>
         &token.digest(),
         &service.policy(),
     )?;
+    // A password change that overtook this login (after the old password
+    // was checked, before the session existed) revoked every session but
+    // could not see this one: the session ends here instead. A change after
+    // this read revokes it itself.
+    let current = service.stores.database.credentials(&user.id)?;
+    if current.as_ref().map(|c| c.version) != Some(checked.version) {
+        sessions.revoke_session(&user.id, &session_id)?;
+        service.audit(
+            "login_failed",
+            request,
+            Who::session(&user.id, &session_id),
+            Some("the password changed while the login was checked"),
+        );
+        return Err(ApiError::InvalidCredentials);
+    }
     let access_token = service.keys()?.mint(
         &user.id,
         &session_id,
@@ -577,12 +589,23 @@ pub fn refresh(service: &Service, request: &Request) -> Result<Response, ApiErro
     let RotatedSession {
         session_id,
         user_id,
-        roles,
+        roles: _,
     } = session;
+    // Roles are read afresh, so one taken away (an address removed from
+    // admin_emails) is gone from this token on; an account that no longer
+    // exists gets no token.
+    let Some(user) = service.stores.database.user_by_id(&user_id)? else {
+        service
+            .stores
+            .sessions()
+            .revoke_session(&user_id, &session_id)?;
+        return refused(ApiError::InvalidRefreshToken);
+    };
+    let roles = roles_for(&user.email, &service.config.admin_emails);
     let access_token = service.keys()?.mint(
         &user_id,
         &session_id,
-        &parse_roles(&roles),
+        &roles,
         service.config.access_token_ttl,
     )?;
     service.audit(
@@ -764,6 +787,10 @@ pub fn revoke_session(
     session_id: &str,
 ) -> Result<Response, ApiError> {
     let claims = authenticate(service, request)?;
+    let Some(session_id) = crate::domain::parse_id(session_id) else {
+        return Err(ApiError::NotFound("session_not_found"));
+    };
+    let session_id = session_id.as_str();
     if !service
         .stores
         .sessions()
@@ -796,15 +823,34 @@ pub fn change_password(service: &Service, request: &Request) -> Result<Response,
         .database
         .user_by_id(&claims.user_id)?
         .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
-    let Some((_, stored)) = service.stores.database.user_by_email(&user.email)? else {
+    let Some(stored) = service.stores.database.credentials(&user.id)? else {
         return Err(ApiError::InvalidToken("the account no longer exists"));
     };
     let current = Password::for_login(&current)
         .map_err(|reason| ApiError::invalid("current_password", reason))?;
+    let context = [
+        user.email.as_str(),
+        user.first_name.as_deref().unwrap_or_default(),
+    ];
+    let new = Password::parse(&new, &context)
+        .map_err(|reason| ApiError::invalid("new_password", reason))?;
     // Whoever holds a token must not get unlimited guesses at the password
     // behind it.
     let attempt = Attempt::begin(service, format!("password:{}", user.id), None)?;
-    if !verify_password(&current, &stored).matches {
+    let now = clock::now();
+    if verify_password(&current, &stored.hash).matches {
+        attempt.succeeded()?;
+        service
+            .stores
+            .database
+            .change_password_hash(&user.id, &hash_password(&new)?, now)?;
+    } else if verify_password(&new, &stored.hash).matches {
+        // The same change, retried: it was stored, but ending the other
+        // sessions failed (a 503). The caller proves the password now in
+        // force, and the change is finished below, so a 503 is never the
+        // last word on a change that half happened.
+        attempt.succeeded()?;
+    } else {
         service.audit(
             "password_change_failed",
             request,
@@ -813,18 +859,6 @@ pub fn change_password(service: &Service, request: &Request) -> Result<Response,
         );
         return Err(ApiError::InvalidCredentials);
     }
-    attempt.succeeded()?;
-    let context = [
-        user.email.as_str(),
-        user.first_name.as_deref().unwrap_or_default(),
-    ];
-    let new = Password::parse(&new, &context)
-        .map_err(|reason| ApiError::invalid("new_password", reason))?;
-    let now = clock::now();
-    service
-        .stores
-        .database
-        .set_password_hash(&user.id, &hash_password(&new)?, now)?;
     let revoked = service
         .stores
         .sessions()

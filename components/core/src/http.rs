@@ -314,10 +314,22 @@ impl JsonFields {
         }
     }
 
+    /// A string value, unless it holds a NUL character: PostgreSQL refuses
+    /// the byte in text (SQLSTATE 22021), and no field of this API has a
+    /// use for it, so it is refused here for every field and backend alike.
+    fn text(&mut self, name: &str, text: &str) -> Option<String> {
+        if text.contains('\0') {
+            self.errors
+                .push(FieldError::new(name, "must not contain NUL characters"));
+            return None;
+        }
+        Some(text.to_owned())
+    }
+
     /// A required string field.
     pub fn string(&mut self, name: &str) -> Option<String> {
-        match self.object.get(name) {
-            Some(Value::String(text)) => Some(text.clone()),
+        match self.object.get(name).cloned() {
+            Some(Value::String(text)) => self.text(name, &text),
             None | Some(Value::Null) => {
                 self.errors.push(FieldError::new(name, "is required"));
                 None
@@ -331,8 +343,8 @@ impl JsonFields {
 
     /// An optional string field (absent or null is `None`).
     pub fn optional_string(&mut self, name: &str) -> Option<String> {
-        match self.object.get(name) {
-            Some(Value::String(text)) => Some(text.clone()),
+        match self.object.get(name).cloned() {
+            Some(Value::String(text)) => self.text(name, &text),
             None | Some(Value::Null) => None,
             Some(_) => {
                 self.errors.push(FieldError::new(name, "must be a string"));
@@ -372,11 +384,19 @@ impl JsonFields {
                     .iter()
                     .map(|item| item.as_str().map(str::to_owned))
                     .collect();
-                if strings.is_none() {
-                    self.errors
-                        .push(FieldError::new(name, "must be an array of strings"));
+                match strings {
+                    None => {
+                        self.errors
+                            .push(FieldError::new(name, "must be an array of strings"));
+                        None
+                    }
+                    Some(strings) if strings.iter().any(|s| s.contains('\0')) => {
+                        self.errors
+                            .push(FieldError::new(name, "must not contain NUL characters"));
+                        None
+                    }
+                    Some(strings) => Some(strings),
                 }
-                strings
             }
             None | Some(Value::Null) => {
                 self.errors.push(FieldError::new(name, "is required"));

@@ -292,10 +292,10 @@ pub fn answer(
     let Some(answer_index) = answer_index else {
         return Err(ApiError::invalid("answer_index", "is required"));
     };
-    let question = service
-        .stores
-        .database
-        .question(question_id)?
+    let question = crate::domain::parse_id(question_id)
+        .map(|id| service.stores.database.question(&id))
+        .transpose()?
+        .flatten()
         .ok_or(ApiError::NotFound("not_found"))?;
     if answer_index < 0 || answer_index as usize >= question.choices.len() {
         return Err(ApiError::invalid(

@@ -16,7 +16,7 @@ pub mod redis;
 pub mod sql;
 pub mod sqlite;
 
-use crate::clock::Timestamp;
+use crate::clock::{Millis, Timestamp};
 use crate::config::Config;
 use crate::domain::{Email, User};
 use crate::error::Store;
@@ -100,16 +100,32 @@ pub struct NewUser<'a> {
     pub created_at: Timestamp,
 }
 
+/// A user's password, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// PHC string.
+    pub hash: String,
+    /// Bumped by every change or reset of the password, not by a re-hash:
+    /// what a login checked the password against.
+    pub version: i64,
+}
+
 /// Users and their password hashes.
 pub trait UserStore {
     /// Creates the user; `Ok(false)` when the email is taken.
     fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool>;
-    /// The user with `email` and their password hash.
-    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, String)>>;
+    /// The user with `email` and their credentials.
+    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>>;
     /// The user with `id`.
     fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
-    /// Replaces the password hash.
-    fn set_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
+    /// The credentials of the user with `id`.
+    fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>>;
+    /// Replaces the hash by a stronger one of the same password, unless the
+    /// password changed since `old` was read.
+    fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()>;
+    /// Sets a new password: stores `hash` and bumps the credentials'
+    /// version.
+    fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
 }
 
 /// How long sessions and their tokens live.
@@ -245,8 +261,8 @@ pub trait SessionStore {
 pub trait CounterStore {
     /// Adds one to `key`, whose window of `window` seconds starts at its
     /// first hit; returns the count and the seconds left in the window.
-    fn hit(&self, key: &str, window: u64, now_millis: i64) -> StoreResult<(u64, u64)>;
-    /// Forgets `key`.
+    fn hit(&self, key: &str, window: u64, now: Millis) -> StoreResult<(u64, u64)>;
+    /// Forgets `key`, and nothing else.
     fn clear(&self, key: &str) -> StoreResult<()>;
     /// Takes one back from `key` (an attempt that turned out well).
     fn forgive(&self, key: &str) -> StoreResult<()>;

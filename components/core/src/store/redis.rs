@@ -15,7 +15,7 @@ use std::cell::OnceCell;
 
 use spin_sdk::redis::{self, RedisParameter, RedisResult};
 
-use crate::clock::Timestamp;
+use crate::clock::{Millis, Timestamp};
 use crate::error::Store;
 use crate::store::{
     CounterStore, NewSession, RotatedSession, Rotation, SessionInfo, SessionPolicy, SessionStore,
@@ -401,7 +401,7 @@ impl SessionStore for RedisStore {
 }
 
 impl CounterStore for RedisStore {
-    fn hit(&self, key: &str, window: u64, _now: i64) -> StoreResult<(u64, u64)> {
+    fn hit(&self, key: &str, window: u64, _now: Millis) -> StoreResult<(u64, u64)> {
         let reply = self.eval(HIT, &[&self.key("counter", key)], &[&window.to_string()])?;
         Ok((
             int(reply.first())?.max(0) as u64,
