@@ -1,11 +1,11 @@
 //! The question use cases: any user reads and answers, admins write.
 
 use crate::api_types::{AnswerBody, CreatedQuestionBody, QuestionBody, QuestionPage, TopicBody};
-use crate::auth::{Service, authenticate};
 use crate::clock;
 use crate::domain::{Role, TopicSlug};
 use crate::error::{ApiError, FieldError};
 use crate::http::{Request, Response};
+use crate::service::{Service, authenticate};
 use crate::store::{QuestionStore, StoredQuestion};
 use crate::tokens::AccessClaims;
 

@@ -17,10 +17,28 @@ pub mod sql;
 pub mod sqlite;
 
 use crate::clock::{Millis, Timestamp};
-use crate::config::Config;
 use crate::domain::{Email, User};
-use crate::error::Store;
 use crate::tokens::TokenDigest;
+
+/// Which backing store is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// Users and question data (PostgreSQL or SQLite).
+    Database,
+    /// Sessions, refresh tokens and counters (Redis, or the database).
+    Sessions,
+}
+
+/// Where the stores are.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSettings {
+    /// `postgres://...`, or `None` for the embedded SQLite database.
+    pub database_url: Option<String>,
+    /// `redis://...`, or `None` to keep sessions in the SQL database.
+    pub redis_url: Option<String>,
+    /// Prepended to every Redis key.
+    pub redis_key_prefix: String,
+}
 
 /// Why a store call failed.
 #[derive(Debug)]
@@ -369,16 +387,16 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Backends for `config`; nothing connects yet.
-    pub fn open(config: &Config) -> Self {
-        let database = match &config.database_url {
+    /// Backends for `settings`; nothing connects yet.
+    pub fn open(settings: &StoreSettings) -> Self {
+        let database = match &settings.database_url {
             Some(url) => sql::SqlStore::new(Box::new(pg::PgDb::new(url.clone()))),
             None => sql::SqlStore::new(Box::new(sqlite::SqliteDb::new())),
         };
-        let redis = config
+        let redis = settings
             .redis_url
             .as_ref()
-            .map(|url| redis::RedisStore::new(url.clone(), config.redis_key_prefix.clone()));
+            .map(|url| redis::RedisStore::new(url.clone(), settings.redis_key_prefix.clone()));
         Self { database, redis }
     }
 

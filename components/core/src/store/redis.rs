@@ -16,10 +16,9 @@ use std::cell::OnceCell;
 use spin_sdk::redis::{self, RedisParameter, RedisResult};
 
 use crate::clock::{Millis, Timestamp};
-use crate::error::Store;
 use crate::store::{
     CounterStore, NewSession, RotatedSession, Rotation, SessionInfo, SessionPolicy, SessionStore,
-    StoreError, StoreResult, TokenOwner,
+    Store, StoreError, StoreResult, TokenOwner,
 };
 use crate::tokens::TokenDigest;
 

@@ -9,11 +9,10 @@ use std::cell::Cell;
 
 use crate::clock::{self, Millis, Timestamp};
 use crate::domain::{Email, User};
-use crate::error::Store;
 use crate::store::{
     AuditEvent, AuditLog, CounterStore, Credentials, NewSession, NewUser, RotatedSession, Rotation,
-    SessionInfo, SessionPolicy, SessionStore, StoreError, StoreResult, TokenOwner, UserStore,
-    migrations,
+    SessionInfo, SessionPolicy, SessionStore, Store, StoreError, StoreResult, TokenOwner,
+    UserStore, migrations,
 };
 use crate::tokens::TokenDigest;
 
