@@ -5,6 +5,7 @@
 //! store (PostgreSQL, embedded SQLite) and session store (Redis, the SQL
 //! database): see [`on_every_backend!`].
 
+mod conformance;
 mod helpers;
 mod migrations;
 mod openapi;

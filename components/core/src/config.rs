@@ -170,6 +170,21 @@ impl<F: Fn(&str) -> Option<String>> Variables<F> {
 
 const DAY: u64 = 86_400;
 
+/// Where the stores are, from the component's Spin variables.
+pub fn store_settings_from_spin() -> Result<StoreSettings, ConfigError> {
+    store_settings(&Variables(|name: &str| spin_sdk::variables::get(name).ok()))
+}
+
+fn store_settings<F: Fn(&str) -> Option<String>>(
+    variables: &Variables<F>,
+) -> Result<StoreSettings, ConfigError> {
+    Ok(StoreSettings {
+        database_url: variables.optional_url("database_url", &["postgres", "postgresql"])?,
+        redis_url: variables.optional_url("redis_url", &["redis", "rediss"])?,
+        redis_key_prefix: variables.get("redis_key_prefix")?,
+    })
+}
+
 impl Config {
     /// Reads the component's Spin variables.
     pub fn from_spin() -> Result<Self, ConfigError> {
@@ -179,20 +194,16 @@ impl Config {
     /// Reads settings from `lookup`.
     pub fn from_source(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let variables = Variables(lookup);
-        let database_url = variables.optional_url("database_url", &["postgres", "postgresql"])?;
+        let store = store_settings(&variables)?;
         let jwt_key = variables.key("jwt_key")?;
-        if jwt_key.is_none() && database_url.is_some() {
+        if jwt_key.is_none() && store.database_url.is_some() {
             return Err(ConfigError::new(
                 "jwt_key",
                 "is required when database_url is set",
             ));
         }
         Ok(Self {
-            store: StoreSettings {
-                database_url,
-                redis_url: variables.optional_url("redis_url", &["redis", "rediss"])?,
-                redis_key_prefix: variables.get("redis_key_prefix")?,
-            },
+            store,
             jwt_key,
             jwt_previous_key: variables.key("jwt_previous_key")?,
             issuer: variables.text("issuer")?,

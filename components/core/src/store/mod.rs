@@ -9,6 +9,8 @@
 //! [`Stores::open`] picks the backends from the configuration; nothing
 //! connects until a use case first asks.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod migrations;
 pub mod pg;
 pub mod questions;
