@@ -2,9 +2,10 @@
 //!
 //! It runs `spin.toml` the way `spin up` does, for the part of Spin that
 //! spin-auth uses: HTTP triggers, `wasm32-wasip1` components, outbound
-//! PostgreSQL and Redis, SQLite and application variables. Real Spin is the
-//! reference; where a component could tell the two apart, this host follows
-//! Spin (see the README's "The local host" section for the known gaps).
+//! HTTP, PostgreSQL and Redis, SQLite and application variables. Real Spin
+//! is the reference; where a component could tell the two apart, this host
+//! follows Spin (see the README's "The local host" section for the known
+//! gaps).
 //!
 //! The binary (`cargo run`) serves an app; tests use [`RunningHost`] to
 //! start one on a free port.
@@ -25,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use crate::log::LogSink;
-pub use crate::server::{App, HostOptions};
+pub use crate::server::{App, HostOptions, Limits};
 
 /// An app served on a background thread with its own runtime; it stops
 /// when dropped.
@@ -39,7 +40,16 @@ impl RunningHost {
     /// Loads the app and starts serving it on `listen` (port 0 picks a free
     /// port); returns once the socket is open, or the load error.
     pub fn start(options: HostOptions, listen: SocketAddr) -> anyhow::Result<Self> {
-        let app = Arc::new(App::load(&options)?);
+        Self::start_with_limits(options, Limits::default(), listen)
+    }
+
+    /// [`RunningHost::start`], with `limits` instead of the defaults.
+    pub fn start_with_limits(
+        options: HostOptions,
+        limits: Limits,
+        listen: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let app = Arc::new(App::load_with_limits(&options, limits)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -15,6 +15,12 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// A destination for log lines.
+///
+/// Hand-written rather than a `tracing` subscriber: tests run many hosts in
+/// one process and each reads only its own lines, while `tracing` sends
+/// events to a process-wide (or per-thread) dispatcher, so every task the
+/// host spawns would have to carry its app's dispatcher along; for lines
+/// with no levels or fields, this enum is the simpler of the two.
 #[derive(Clone)]
 pub enum LogSink {
     /// The process's stderr.

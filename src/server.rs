@@ -9,14 +9,17 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
@@ -31,7 +34,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::log::{GuestOutput, LogSink};
 use crate::manifest::Manifest;
 use crate::outbound::allowed_hosts::AllowedHosts;
-use crate::outbound::{self, ComponentContext, DenyOutboundHttp, Outbound, RequestState};
+use crate::outbound::http::{HttpTimeouts, OutboundHttp};
+use crate::outbound::{self, ComponentContext, Outbound, RequestState};
 use crate::routes::Router;
 use crate::variables::{Provider, ResolvedVariables};
 
@@ -68,6 +72,39 @@ impl HostOptions {
     }
 }
 
+/// How long the host waits for a client, and for servers its guests call.
+///
+/// A client that sends half its headers, or announces a body and sends only
+/// part of it, would otherwise hold a connection (and, for the body, a guest
+/// instance from the pool) forever; a few thousand such clients exhaust the
+/// pool. The defaults suit an API whose requests are small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time allowed for a request's line and headers to arrive, from when
+    /// the host starts reading them (for a kept-alive connection, from the
+    /// end of the previous response: an idle connection is closed too).
+    /// Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Time allowed for a request's whole body to arrive once its headers
+    /// have; past it, the guest reading the body gets an error, and the
+    /// connection is closed after the response. Default 30 s.
+    pub body_read_timeout: Duration,
+    /// The longest a guest's outbound HTTP request may wait to connect, for
+    /// its response, and between chunks of the response body; a guest may
+    /// ask for less in its `request-options`.
+    pub outbound_http: HttpTimeouts,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            outbound_http: HttpTimeouts::default(),
+        }
+    }
+}
+
 /// A component ready to serve.
 struct PreparedComponent {
     context: Arc<ComponentContext>,
@@ -78,6 +115,7 @@ struct PreparedComponent {
 
 /// A loaded app: routes and pre-linked components.
 pub struct App {
+    limits: Limits,
     timelines: bool,
     manifest: Manifest,
     router: Router<usize>,
@@ -124,8 +162,13 @@ fn engine() -> anyhow::Result<&'static Engine> {
 impl App {
     /// Reads the manifest, builds stale components, resolves variables,
     /// compiles and links every component; any problem is an error that
-    /// names it.
+    /// names it. The app serves with the default [`Limits`].
     pub fn load(options: &HostOptions) -> anyhow::Result<Self> {
+        Self::load_with_limits(options, Limits::default())
+    }
+
+    /// [`App::load`], serving with `limits`.
+    pub fn load_with_limits(options: &HostOptions, limits: Limits) -> anyhow::Result<Self> {
         let manifest = Manifest::load(&options.manifest)?;
         if options.build {
             crate::build::build_stale_components(&manifest)?;
@@ -219,7 +262,10 @@ impl App {
                 ));
             }
         }
-        let outbound = Arc::new(Outbound::new(state_dir.join("sqlite_db.db")));
+        let outbound = Arc::new(Outbound::new(
+            state_dir.join("sqlite_db.db"),
+            limits.outbound_http,
+        ));
         if components
             .iter()
             .any(|c| c.context.sqlite_databases.contains("default"))
@@ -234,6 +280,7 @@ impl App {
             .iter()
             .any(|(name, value)| name == crate::timeline::ENV && value == "1");
         Ok(Self {
+            limits,
             timelines,
             manifest,
             router,
@@ -293,13 +340,19 @@ impl App {
             // Responses are small and latency matters more than packet count.
             let _ = stream.set_nodelay(true);
             let app = self.clone();
+            let limits = self.limits;
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let app = app.clone();
                     async move { Ok::<_, std::convert::Infallible>(app.handle(request, client).await) }
                 });
+                // hyper closes a connection whose request line and headers
+                // take longer than the limit (the timer is what enables it);
+                // the body's limit is applied by `DeadlineBody`.
                 let _ = hyper::server::conn::http1::Builder::new()
                     .keep_alive(true)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_read_timeout)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
@@ -319,7 +372,8 @@ impl App {
             None => empty_response(StatusCode::NOT_FOUND),
             Some((route, found)) => {
                 let component = &self.components[route.target];
-                let request = with_spin_headers(request, route, &found, client);
+                let request = with_spin_headers(request, route, &found, client)
+                    .map(|body| DeadlineBody::new(body, self.limits.body_read_timeout));
                 let timeline = self
                     .timelines
                     .then(|| crate::timeline::Timeline::new(format!("{method} {path}"), started));
@@ -349,7 +403,7 @@ impl App {
     async fn call(
         &self,
         component: &PreparedComponent,
-        request: Request<Incoming>,
+        request: Request<DeadlineBody>,
         timeline: Option<crate::timeline::Timeline>,
         started: Instant,
     ) -> anyhow::Result<Response<HyperOutgoingBody>> {
@@ -363,7 +417,7 @@ impl App {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            http_hooks: DenyOutboundHttp,
+            http_hooks: OutboundHttp::new(component.context.clone(), self.outbound.http_timeouts),
             timeline,
             memory: crate::timeline::MemoryPeak::default(),
         };
@@ -513,4 +567,60 @@ fn with_spin_headers(
         );
     }
     Request::from_parts(parts, body)
+}
+
+/// A request body that must arrive in full before a deadline.
+///
+/// Past the deadline the body answers the guest with
+/// `connection-read-timeout` and drops the connection's body stream, which
+/// makes hyper stop reading and close the connection once the response is
+/// written. Data that has already arrived is still delivered first.
+struct DeadlineBody {
+    inner: Option<Incoming>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, limit: Duration) -> Self {
+        Self {
+            inner: Some(inner),
+            deadline: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)));
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(Into::into))),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.inner = None;
+                    Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_some_and(Incoming::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map(Incoming::size_hint)
+            .unwrap_or_default()
+    }
 }

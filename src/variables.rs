@@ -33,11 +33,11 @@ impl Provider {
         let mut values = HashMap::new();
         let dotenv = app_dir.join(".env");
         if dotenv.is_file() {
-            let text = std::fs::read_to_string(&dotenv)
-                .with_context(|| format!("cannot read {}", dotenv.display()))?;
-            for (key, value) in
-                parse_dotenv(&text).with_context(|| format!("invalid {}", dotenv.display()))?
-            {
+            // dotenvy is what Spin reads `.env` with, so quoting, escapes,
+            // `export` and `${NAME}` substitution work as they do there.
+            let invalid = || format!("invalid {}", dotenv.display());
+            for pair in dotenvy::from_path_iter(&dotenv).with_context(invalid)? {
+                let (key, value) = pair.with_context(invalid)?;
                 values.insert(key, value);
             }
         }
@@ -49,33 +49,6 @@ impl Provider {
         let key = format!("{ENV_PREFIX}{}", name.to_ascii_uppercase());
         self.values.get(&key).map(String::as_str)
     }
-}
-
-/// Parses the `KEY=value` lines of a `.env` file. Blank lines and `#`
-/// comments are skipped; a value may be wrapped in single or double quotes.
-fn parse_dotenv(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let mut pairs = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            bail!("line {}: expected KEY=value", number + 1);
-        };
-        let value = value.trim();
-        let unquoted = ['"', '\'']
-            .iter()
-            .find_map(|quote| {
-                value
-                    .strip_prefix(*quote)
-                    .and_then(|inner| inner.strip_suffix(*quote))
-            })
-            .unwrap_or(value);
-        pairs.push((key.trim().to_owned(), unquoted.to_owned()));
-    }
-    Ok(pairs)
 }
 
 /// Every application variable's value, resolved once at startup.
@@ -235,15 +208,30 @@ mod tests {
 
     #[test]
     fn dotenv_lines_are_parsed_with_quotes_and_comments() {
-        let pairs = parse_dotenv("# c\n\nA=1\nexport B=\"two words\"\nC='x=y'\n").unwrap();
-        assert_eq!(
-            pairs,
-            vec![
-                ("A".into(), "1".into()),
-                ("B".into(), "two words".into()),
-                ("C".into(), "x=y".into())
-            ]
-        );
-        assert!(parse_dotenv("novalue").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "# c\n\nSPIN_VARIABLE_A=1\nexport SPIN_VARIABLE_B=\"two words\"\nSPIN_VARIABLE_C='x=y'\n",
+        )
+        .unwrap();
+        let p = Provider::from_environment([], dir.path()).unwrap();
+        assert_eq!(p.lookup("a"), Some("1"));
+        assert_eq!(p.lookup("b"), Some("two words"));
+        assert_eq!(p.lookup("c"), Some("x=y"));
+
+        std::fs::write(dir.path().join(".env"), "novalue\n").unwrap();
+        assert!(Provider::from_environment([], dir.path()).is_err());
+    }
+
+    #[test]
+    fn the_environment_beats_dotenv() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "SPIN_VARIABLE_A=file\n").unwrap();
+        let p = Provider::from_environment(
+            [("SPIN_VARIABLE_A".to_owned(), "env".to_owned())],
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(p.lookup("a"), Some("env"));
     }
 }

@@ -1,4 +1,5 @@
-//! The Spin host interfaces: PostgreSQL, Redis, SQLite and variables.
+//! The Spin host interfaces: outbound HTTP, PostgreSQL, Redis, SQLite and
+//! variables.
 //!
 //! `bindgen!` generates the host traits from the WIT in `wit/`; each
 //! submodule implements one interface on [`RequestState`], the data of a
@@ -7,6 +8,7 @@
 //! pooled connections instead of dialling.
 
 pub mod allowed_hosts;
+pub mod http;
 pub mod pg;
 pub mod redis;
 pub mod sqlite;
@@ -63,16 +65,20 @@ pub struct Outbound {
     pub redis: redis::Clients,
     /// SQLite databases, by name.
     pub sqlite: sqlite::Databases,
+    /// The ceilings of outbound HTTP requests' timeouts.
+    pub http_timeouts: http::HttpTimeouts,
 }
 
 impl Outbound {
     /// Shared state for an app whose `default` SQLite database lives at
-    /// `sqlite_path`.
-    pub fn new(sqlite_path: PathBuf) -> Self {
+    /// `sqlite_path`, and whose outbound HTTP requests wait at most
+    /// `http_timeouts`.
+    pub fn new(sqlite_path: PathBuf, http_timeouts: http::HttpTimeouts) -> Self {
         Self {
             pg: pg::Pools::default(),
             redis: redis::Clients::default(),
             sqlite: sqlite::Databases::new(sqlite_path),
+            http_timeouts,
         }
     }
 }
@@ -90,7 +96,7 @@ pub struct RequestState {
     /// Resources handed to the guest.
     pub table: ResourceTable,
     /// Outbound HTTP policy.
-    pub http_hooks: DenyOutboundHttp,
+    pub http_hooks: http::OutboundHttp,
     /// Where the request's time went, when timelines are on.
     pub timeline: Option<crate::timeline::Timeline>,
     /// Peak linear memory, when timelines are on.
@@ -129,30 +135,6 @@ impl WasiHttpView for RequestState {
         }
     }
 }
-
-/// Outbound HTTP is not something spin-auth's components do, so this host
-/// refuses it instead of implementing Spin's HTTP allow-list.
-#[derive(Default)]
-pub struct DenyOutboundHttp;
-
-impl wasmtime_wasi_http::WasiHttpHooks for DenyOutboundHttp {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _response_errors: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<dyn Future<Output = OutgoingResponse> + Send> {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-}
-
-type OutgoingResponse = Result<
-    (
-        http::Response<wasmtime_wasi_http::WasiBody>,
-        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ),
-    wasmtime_wasi_http::Error,
->;
 
 /// Adds WASI, `wasi:http` and the Spin interfaces to `linker`.
 pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {

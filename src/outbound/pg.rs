@@ -1,5 +1,5 @@
-//! `spin:postgres/postgres@4.0.0` on `tokio-postgres`, with idle
-//! connections per address shared by every request.
+//! `spin:postgres/postgres@4.0.0` on `tokio-postgres`, with a
+//! `deadpool-postgres` pool per address shared by every request.
 //!
 //! Like Spin, the host connects without TLS only when the address says
 //! `sslmode=disable`; this host has no TLS client, so any other mode is
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Row, Statement, config::SslMode};
 use wasmtime::component::Resource;
@@ -31,109 +32,88 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections per address; more requests than this wait for one.
 const MAX_CONNECTIONS: usize = 64;
 
-/// Idle connections by address, shared by every request.
+/// A `deadpool` pool per address, shared by every request, as in Spin.
 ///
 /// A request borrows one connection for as long as its guest holds the
 /// resource. Spin resets session state at every checkout (a round trip);
 /// this host instead closes a connection whose guest may have changed its
 /// session (see [`PgConnection::track`]), so an idle one is always clean and
-/// lending it costs nothing.
+/// lending it costs nothing: the pool only checks that it is still open.
+/// Each connection keeps the statements prepared on it (deadpool's
+/// statement cache).
 #[derive(Default, Clone)]
 pub struct Pools {
-    addresses: Arc<Mutex<HashMap<String, Address>>>,
-}
-
-#[derive(Clone)]
-struct Address {
-    idle: Arc<Mutex<Vec<Pooled>>>,
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-/// A client and the statements prepared on it.
-struct Pooled {
-    client: tokio_postgres::Client,
-    statements: HashMap<String, Statement>,
+    pools: Arc<Mutex<HashMap<String, Pool>>>,
 }
 
 impl Pools {
-    fn address(&self, address: &str) -> Address {
-        let mut addresses = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
-        addresses
-            .entry(address.to_owned())
-            .or_insert_with(|| Address {
-                idle: Arc::default(),
-                permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
-            })
-            .clone()
+    fn pool(&self, address: &str) -> Result<Pool, Error> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = pools.get(address) {
+            return Ok(pool.clone());
+        }
+        let mut config: tokio_postgres::Config = address
+            .parse()
+            .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
+        if config.get_ssl_mode() != SslMode::Disable {
+            // The guest's fault: the address asks for TLS, which this host
+            // cannot provide.
+            return Err(Error::ConnectionFailed(
+                "this host connects without TLS only: add `sslmode=disable` to the address"
+                    .to_owned(),
+            ));
+        }
+        config.connect_timeout(CONNECT_TIMEOUT);
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(MAX_CONNECTIONS)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Other(format!("cannot pool connections: {e}")))?;
+        pools.insert(address.to_owned(), pool.clone());
+        Ok(pool)
     }
 
     async fn connect(&self, address: &str) -> Result<PgConnection, Error> {
-        let slot = self.address(address);
-        let permit = tokio::time::timeout(CONNECT_TIMEOUT, slot.permits.clone().acquire_owned())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or_else(|| Error::ConnectionFailed("too many connections".to_owned()))?;
-        let reused = loop {
-            let popped = slot.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            match popped {
-                Some(pooled) if pooled.client.is_closed() => continue,
-                other => break other,
+        let pool = self.pool(address)?;
+        // A failure here is the server's (or the network's).
+        let client = pool.get().await.map_err(|error| match error {
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+                Error::ConnectionFailed("too many connections".to_owned())
             }
-        };
-        let pooled = match reused {
-            Some(pooled) => pooled,
-            None => Pooled {
-                client: dial(address).await?,
-                statements: HashMap::new(),
-            },
-        };
+            PoolError::Timeout(_) => {
+                Error::ConnectionFailed("timed out connecting to the server".to_owned())
+            }
+            PoolError::Backend(error) => Error::ConnectionFailed(error_text(&error)),
+            other => Error::ConnectionFailed(other.to_string()),
+        })?;
         Ok(PgConnection {
-            pooled: Some(pooled),
-            idle: slot.idle,
-            _permit: permit,
+            client: Some(client),
             in_transaction: false,
             stateful: false,
         })
     }
 }
 
-async fn dial(address: &str) -> Result<tokio_postgres::Client, Error> {
-    let mut config: tokio_postgres::Config = address
-        .parse()
-        .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
-    if config.get_ssl_mode() != SslMode::Disable {
-        // The guest's fault: the address asks for TLS, which this host
-        // cannot provide.
-        return Err(Error::ConnectionFailed(
-            "this host connects without TLS only: add `sslmode=disable` to the address".to_owned(),
-        ));
-    }
-    config.connect_timeout(CONNECT_TIMEOUT);
-    let (client, connection) =
-        tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls))
-            .await
-            .map_err(|_| Error::ConnectionFailed("timed out connecting to the server".to_owned()))?
-            .map_err(|e| Error::ConnectionFailed(error_text(&e)))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 /// A guest's connection: a client borrowed until the guest drops the
 /// resource (or the request ends).
 pub struct PgConnection {
-    pooled: Option<Pooled>,
-    idle: Arc<Mutex<Vec<Pooled>>>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    client: Option<deadpool_postgres::Object>,
     in_transaction: bool,
     stateful: bool,
 }
 
 impl PgConnection {
-    fn pooled(&mut self) -> wasmtime::Result<&mut Pooled> {
-        self.pooled
+    fn client(&mut self) -> wasmtime::Result<&mut deadpool_postgres::Object> {
+        self.client
             .as_mut()
             .ok_or_else(|| wasmtime::Error::msg("the connection was released"))
     }
@@ -167,37 +147,31 @@ impl PgConnection {
 
 impl Drop for PgConnection {
     fn drop(&mut self) {
-        let Some(pooled) = self.pooled.take() else {
+        let Some(client) = self.client.take() else {
             return;
         };
-        // A connection that may carry session state is closed (the server
-        // rolls back and forgets the session) instead of lent again.
-        if self.in_transaction || self.stateful || pooled.client.is_closed() {
-            return;
+        // A connection that may carry session state is taken out of the
+        // pool and dropped, which closes it (the server rolls back and
+        // forgets the session), instead of being lent again; any other goes
+        // back to the pool when `client` drops.
+        if self.in_transaction || self.stateful {
+            drop(deadpool_postgres::Object::take(client));
         }
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(pooled);
     }
 }
 
-impl Pooled {
-    /// The prepared statement for `sql`, prepared on first use.
-    async fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql).await?;
-        self.statements.insert(sql.to_owned(), statement.clone());
-        Ok(statement)
-    }
+/// The prepared statement for `sql` on `client`, prepared on first use.
+async fn prepared(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+) -> Result<Statement, tokio_postgres::Error> {
+    client.prepare_cached(sql).await
+}
 
-    /// Drops the prepared statement for `sql`, so its next use prepares it
-    /// again.
-    fn forget(&mut self, sql: &str) {
-        self.statements.remove(sql);
-    }
+/// Drops the prepared statement for `sql`, so its next use prepares it
+/// again (the schema may have changed under it).
+fn forget(client: &deadpool_postgres::Object, sql: &str) {
+    client.statement_cache.remove(sql, &[]);
 }
 
 impl Host for RequestState {}
@@ -309,22 +283,22 @@ impl RequestState {
     ) -> wasmtime::Result<Result<RowSet, Error>> {
         let tracked = self.table.get_mut(&connection)?;
         tracked.track(&statement);
-        let pooled = tracked.pooled()?;
+        let client = tracked.client()?;
         let params = match convert_params(params) {
             Ok(params) => params,
             Err(error) => return Ok(Err(error)),
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
         let sql = statement;
-        let statement = match pooled.statement(&sql).await {
+        let statement = match prepared(client, &sql).await {
             Ok(statement) => statement,
             Err(error) => return Ok(Err(query_failed(error))),
         };
-        let rows = match pooled.client.query(&statement, &refs).await {
+        let rows = match client.query(&statement, &refs).await {
             Ok(rows) => rows,
             Err(error) => {
                 // The schema may have changed under the prepared statement.
-                pooled.forget(&sql);
+                forget(client, &sql);
                 return Ok(Err(query_failed(error)));
             }
         };
@@ -357,7 +331,7 @@ impl RequestState {
     ) -> wasmtime::Result<Result<u64, Error>> {
         let tracked = self.table.get_mut(&connection)?;
         tracked.track(&statement);
-        let pooled = tracked.pooled()?;
+        let client = tracked.client()?;
         // Spin reports a parameter it cannot convert as `bad-parameter` from
         // `query` but as `value-conversion-failed` from `execute`; so does
         // this host, so that a component sees the same error under both.
@@ -368,13 +342,13 @@ impl RequestState {
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
         let sql = statement;
-        let statement = match pooled.statement(&sql).await {
+        let statement = match prepared(client, &sql).await {
             Ok(statement) => statement,
             Err(error) => return Ok(Err(query_failed(error))),
         };
-        let result = pooled.client.execute(&statement, &refs).await;
+        let result = client.execute(&statement, &refs).await;
         if result.is_err() {
-            pooled.forget(&sql);
+            forget(client, &sql);
         }
         Ok(result.map_err(query_failed))
     }

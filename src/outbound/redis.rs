@@ -50,6 +50,12 @@ const STATEFUL_COMMANDS: &[&str] = &[
 ];
 
 /// Idle connections by address.
+///
+/// Hand-written rather than `deadpool-redis`: that pool checks every
+/// connection it lends with an `UNWATCH` + `PING` round trip, which would
+/// add a round trip to every request that opens Redis, while here a
+/// connection that may carry state is never returned, so an idle one is
+/// clean and lending it costs nothing.
 #[derive(Default, Clone)]
 pub struct Clients {
     idle: Arc<Mutex<HashMap<String, Vec<MultiplexedConnection>>>>,

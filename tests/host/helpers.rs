@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use spin_auth::{HostOptions, LogSink, RunningHost};
+use spin_auth::{HostOptions, Limits, LogSink, RunningHost};
 
 /// The local servers the tests use, overridable for other setups.
 pub fn database_url() -> String {
@@ -49,6 +49,7 @@ pub struct FixtureOptions {
     pub environment: Vec<(String, String)>,
     pub dotenv_dir: Option<PathBuf>,
     pub state: Option<tempfile::TempDir>,
+    pub limits: Limits,
 }
 
 impl Default for FixtureOptions {
@@ -67,6 +68,7 @@ impl Default for FixtureOptions {
             ],
             dotenv_dir: None,
             state: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -87,7 +89,11 @@ pub fn try_start(options: FixtureOptions) -> anyhow::Result<Fixture> {
         build: true,
         log: LogSink::Memory(logs.clone()),
     };
-    let host = RunningHost::start(host_options, SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let host = RunningHost::start_with_limits(
+        host_options,
+        options.limits,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )?;
     Ok(Fixture {
         host,
         logs,

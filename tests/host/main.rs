@@ -2,7 +2,9 @@
 //! HTTP, against the local PostgreSQL and Redis.
 
 mod helpers;
+mod outbound_http;
 mod startup;
+mod timeouts;
 
 use helpers::*;
 use serde_json::{Value, json};
@@ -850,4 +852,41 @@ async fn postgres_session_state_does_not_leak_between_requests() {
         )
         .await;
     assert_eq!(idle["rows"][0][0], "DbValue::Int64(0)", "{idle}");
+}
+
+#[tokio::test]
+async fn a_statement_prepared_before_a_schema_change_is_prepared_again() {
+    require_postgres().await;
+    let fixture = start();
+    let table = format!("host_prepared_{}", std::process::id());
+    let execute = |statement: String| {
+        fixture.post_json(
+            "/pg",
+            json!({"address": database_url(), "statement": statement, "execute": true}),
+        )
+    };
+    execute(format!("DROP TABLE IF EXISTS {table}")).await;
+    execute(format!("CREATE TABLE {table} (a int4)")).await;
+    execute(format!("INSERT INTO {table} VALUES (1)")).await;
+    let select = format!("SELECT * FROM {table}");
+    // Prepared on the pooled connection and kept there.
+    let before = fixture.pg(&select, json!([])).await;
+    assert_eq!(
+        before["rows"][0].as_array().map(Vec::len),
+        Some(1),
+        "{before}"
+    );
+    execute(format!("ALTER TABLE {table} ADD COLUMN b int4")).await;
+    // The cached statement may fail once ("cached plan must not change
+    // result type"); it is then forgotten, and the next call prepares anew.
+    let mut after = fixture.pg(&select, json!([])).await;
+    if after.get("error").is_some() {
+        after = fixture.pg(&select, json!([])).await;
+    }
+    assert_eq!(
+        after["rows"][0].as_array().map(Vec::len),
+        Some(2),
+        "{after}"
+    );
+    execute(format!("DROP TABLE {table}")).await;
 }
