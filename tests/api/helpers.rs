@@ -136,6 +136,8 @@ pub struct AppOptions {
     pub redis_prefix: Option<String>,
     /// Set no variables at all (the zero-setup run).
     pub bare: bool,
+    /// Serve this manifest instead of the app's spin.toml.
+    pub manifest: Option<PathBuf>,
 }
 
 impl AppOptions {
@@ -213,7 +215,7 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
     let empty = state.path().join("no-dotenv");
     std::fs::create_dir_all(&empty).unwrap();
     let host_options = HostOptions {
-        manifest: manifest(),
+        manifest: options.manifest.unwrap_or_else(manifest),
         environment,
         dotenv_dir: empty,
         state_dir: Some(state.path().join(".spin")),

@@ -5,11 +5,13 @@
 //! store (PostgreSQL, embedded SQLite) and session store (Redis, the SQL
 //! database): see [`on_every_backend!`].
 
+mod conformance;
 mod helpers;
 mod migrations;
 mod openapi;
 mod outages;
 mod questions;
+mod review;
 mod sessions;
 mod tokens;
 mod zero_setup;

@@ -10,6 +10,7 @@ use crate::helpers::*;
 use crate::on_every_backend;
 
 on_every_backend!(
+    a_successor_sealed_in_the_old_format_is_refused_and_the_session_lives_on,
     fifty_concurrent_refreshes_of_one_token_leave_one_session_with_one_current_token,
     a_retired_token_replayed_after_the_grace_window_revokes_the_session,
     logout_scopes_revoke_exactly_what_they_say,
@@ -146,6 +147,53 @@ async fn fifty_concurrent_refreshes_of_one_token_leave_one_session_with_one_curr
     // The current token keeps working after the grace window's worth of
     // concurrent use.
     assert_eq!(app.refresh_with_cookie(&current).await.status, 200);
+}
+
+/// Successors sealed before the AEAD (a 64-hex-digit pad) are not
+/// trusted: a replay in the grace window that meets one is refused as an
+/// invalid token, and the session itself lives on.
+async fn a_successor_sealed_in_the_old_format_is_refused_and_the_session_lives_on(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let (_, login) = app.signed_in_user().await;
+    let retired = login.refresh_cookie().unwrap();
+    let rotated = app.refresh_with_cookie(&retired).await;
+    let current = rotated.refresh_cookie().unwrap();
+    let old_format = "ab".repeat(32);
+    if backend.uses_redis() {
+        let mut connection = redis_connection().await;
+        let key = app
+            .redis_keys()
+            .await
+            .into_iter()
+            .find(|key| key.contains(":refresh:") && !key.ends_with(&digest_of(&current)))
+            .expect("the retired token's key");
+        let _: () = redis::cmd("HSET")
+            .arg(&key)
+            .arg("sealed")
+            .arg(&old_format)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    } else {
+        app.sql(&format!(
+            "UPDATE refresh_tokens SET next_sealed = '{old_format}' WHERE retired_at IS NOT NULL"
+        ))
+        .await;
+    }
+
+    app.refresh_with_cookie(&retired)
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    let still = app.refresh_with_cookie(&current).await;
+    assert_eq!(still.status, 200, "{}", still.text);
+}
+
+/// The hex SHA-256 of a refresh token, as the stores key it.
+fn digest_of(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 async fn a_retired_token_replayed_after_the_grace_window_revokes_the_session(backend: Backend) {

@@ -2,14 +2,18 @@
 Python standard library only: `python3 tests/smoke/smoke.py <base-url>`.
 
 Register, log in, read a protected route, rotate the refresh token, log out,
-and check that the old tokens stop working. It runs against the local host
-in CI and against real `spin up` in .github/workflows/spin.yml.
+and check that the old tokens stop working; then every other route of the
+contract once (the question routes when SMOKE_ADMIN_EMAIL names an address
+in the app's `admin_emails`). It runs against the local host and against
+real `spin up` (tests/spin/run.sh) in CI.
 """
 
 import json
+import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 BASE = sys.argv[1].rstrip("/") if len(sys.argv) > 1 else "http://127.0.0.1:3000"
@@ -74,4 +78,92 @@ check(status == 401 and headers.get("www-authenticate", "").startswith("Bearer")
 
 status, headers, _ = call("GET", "/no/such/route")
 check(status == 404 and headers.get("content-type") == "application/problem+json", "an unknown route is a problem+json 404")
+
+status, headers, _ = call("DELETE", "/auth/login")
+check(status == 405 and "POST" in (headers.get("allow") or ""), "a wrong method is a 405 with Allow")
+
+# Every other route of the contract, once each.
+status, _, body = call("POST", "/auth/login", {"email": "nobody-" + email, "password": PASSWORD})
+check(status == 401 and json.loads(body)["code"] == "invalid_credentials", "an unknown email gets 401 invalid_credentials")
+
+status, _, body = call("POST", "/auth/register", {"email": email.upper(), "password": PASSWORD})
+check(status == 409 and json.loads(body)["code"] == "email_taken", "a taken email gets 409 email_taken")
+
+form = urllib.parse.urlencode({"username": email, "password": PASSWORD}).encode()
+request = urllib.request.Request(BASE + "/auth/login", data=form, method="POST")
+request.add_header("content-type", "application/x-www-form-urlencoded")
+with urllib.request.urlopen(request, timeout=30) as response:
+    first = json.loads(response.read())
+check(first["token_type"] == "bearer", "login accepts the OAuth2 password form")
+
+status, headers, body = call("POST", "/auth/login", {"email": email, "password": PASSWORD})
+second = json.loads(body)
+second_refresh = cookie(headers)
+bearer = {"authorization": f"Bearer {second['access_token']}"}
+
+status, _, body = call("GET", "/auth/me", headers=bearer)
+check(status == 200 and json.loads(body)["email"] == email, "GET /auth/me is the user")
+
+status, _, body = call("GET", "/auth/sessions", headers=bearer)
+sessions = json.loads(body)
+check(status == 200 and len(sessions) == 2 and sum(s["current"] for s in sessions) == 1, "GET /auth/sessions lists both sessions, one current")
+other = next(s["id"] for s in sessions if not s["current"])
+
+status, _, _ = call("DELETE", f"/auth/sessions/{other}", headers=bearer)
+check(status == 204, "DELETE /auth/sessions/{id} ends the other session")
+status, _, body = call("DELETE", f"/auth/sessions/{other}", headers=bearer)
+check(status == 404 and json.loads(body)["code"] == "session_not_found", "a session already ended is 404 session_not_found")
+status, _, _ = call("GET", "/auth/me", headers={"authorization": f"Bearer {first['access_token']}"})
+check(status == 401, "the ended session's access token is refused")
+
+new_password = PASSWORD + " again"
+status, _, body = call("POST", "/auth/password", {"current_password": "wrong password!", "new_password": new_password}, headers=bearer)
+check(status == 401 and json.loads(body)["code"] == "invalid_credentials", "a wrong current password is refused")
+status, _, _ = call("POST", "/auth/password", {"current_password": PASSWORD, "new_password": new_password}, headers=bearer)
+check(status == 204, "POST /auth/password changes the password")
+status, _, _ = call("POST", "/auth/login", {"email": email, "password": new_password})
+check(status == 200, "the new password logs in")
+
+status, _, _ = call("POST", "/auth/logout?scope=global", headers={"cookie": f"__Secure-refresh_token={second_refresh}"})
+check(status == 204, "logout with scope=global gives 204")
+status, _, _ = call("GET", "/auth/me", headers=bearer)
+check(status == 401, "a global logout ends the session at once")
+
+status, _, body = call("GET", "/openapi.json")
+check(status == 200 and json.loads(body)["openapi"].startswith("3.1"), "GET /openapi.json is an OpenAPI 3.1 document")
+status, _, body = call("GET", "/docs")
+check(status == 200 and b"swagger" in body.lower(), "GET /docs serves Swagger UI")
+
+admin = os.environ.get("SMOKE_ADMIN_EMAIL")
+if admin:
+    call("POST", "/auth/register", {"email": admin, "password": PASSWORD})
+    status, _, body = call("POST", "/auth/login", {"email": admin, "password": PASSWORD})
+    check(status == 200, "the admin logs in")
+    admin_bearer = {"authorization": f"Bearer {json.loads(body)['access_token']}"}
+    status, _, body = call("POST", "/auth/login", {"email": email, "password": new_password})
+    user_bearer = {"authorization": f"Bearer {json.loads(body)['access_token']}"}
+
+    slug = f"smoke-{int(time.time() * 1000)}"
+    status, _, body = call("POST", "/questions/topics", {"slug": slug, "name": "Smoke"}, headers=user_bearer)
+    check(status == 403 and json.loads(body)["code"] == "forbidden", "a user cannot create a topic")
+    status, _, _ = call("POST", "/questions/topics", {"slug": slug, "name": "Smoke"}, headers=admin_bearer)
+    check(status == 201, "an admin creates a topic")
+    status, _, body = call("POST", "/questions/topics", {"slug": slug, "name": "Smoke"}, headers=admin_bearer)
+    check(status == 409 and json.loads(body)["code"] == "slug_taken", "a taken slug gets 409")
+    status, _, body = call("GET", f"/questions/topics/{slug}/questions", headers=user_bearer)
+    check(status == 200 and json.loads(body)["items"] == [], "a new topic has no questions")
+    question = {"prompt": "2 + 2?", "choices": ["3", "4"], "answer_index": 1}
+    status, _, body = call("POST", f"/questions/topics/{slug}/questions", question, headers=admin_bearer)
+    check(status == 201, "an admin adds a question")
+    question_id = json.loads(body)["id"]
+    status, _, body = call("GET", f"/questions/topics/{slug}/questions", headers=user_bearer)
+    items = json.loads(body)["items"]
+    check(status == 200 and len(items) == 1 and "answer_index" not in items[0], "questions are listed without their answers")
+    status, _, body = call("POST", f"/questions/{question_id}/answer", {"answer_index": 1}, headers=user_bearer)
+    check(status == 200 and json.loads(body)["correct"] is True, "a right answer is recorded as correct")
+    status, _, body = call("GET", "/questions/topics", headers=user_bearer)
+    topic = next(t for t in json.loads(body) if t["slug"] == slug)
+    check(topic["answered"] == 1 and topic["correct"] == 1, "the topic counts the caller's answer")
+    status, _, body = call("GET", "/questions/topics/no-such-topic/questions", headers=user_bearer)
+    check(status == 404 and json.loads(body)["code"] == "not_found", "an unknown topic is 404 not_found")
 print("smoke test passed")

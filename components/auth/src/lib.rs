@@ -3,16 +3,14 @@
 //! case in `spin-auth-core` and maps the result to HTTP; nothing else. It
 //! also serves the OpenAPI document and Swagger UI.
 
-use spin_auth_core::auth::{self, Service};
+use spin_auth_core::auth::{self, AuthService};
 use spin_auth_core::component::serve;
 use spin_auth_core::docs;
 use spin_auth_core::error::ApiError;
 use spin_auth_core::http::{Request, Response};
-use spin_auth_core::routing::{AUTH_ROUTES, Route, route};
+use spin_auth_core::routing::{AUTH_ROUTES, AuthOp, route};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-
-const ROUTES: &[Route] = AUTH_ROUTES;
 
 #[http_component]
 async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
@@ -20,25 +18,21 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
 }
 
 fn handle_request(request: Request) -> Result<Response, ApiError> {
-    let (index, params) = route(ROUTES, &request.method, &request.path)?;
-    // The documentation needs no configuration and no store.
-    match ROUTES[index].1 {
-        "/openapi.json" => return Ok(docs::openapi()),
-        "/docs" | "/docs/{file}" => return docs::asset(&request.path),
-        _ => {}
-    }
-    let service = Service::from_spin()?;
-    match ROUTES[index].1 {
-        "/auth/register" => auth::register(&service, &request),
-        "/auth/login" => auth::login(&service, &request),
-        "/auth/refresh" => Ok(auth::refresh(&service, &request)
+    let (operation, params) = route(AUTH_ROUTES, &request.method, &request.path)?;
+    // Read on use: the documentation needs no configuration and no store.
+    let service = AuthService::from_spin;
+    match operation {
+        AuthOp::OpenApi => Ok(docs::openapi()),
+        AuthOp::Docs => docs::asset(&request.path),
+        AuthOp::Register => auth::register(&service()?, &request),
+        AuthOp::Login => auth::login(&service()?, &request),
+        AuthOp::Refresh => Ok(auth::refresh(&service()?, &request)
             .unwrap_or_else(|error| auth::refresh_failure_response(&error))),
-        "/auth/logout" => auth::logout(&service, &request),
-        "/auth/me" => auth::me(&service, &request),
-        "/auth/sessions" => auth::list_sessions(&service, &request),
-        "/auth/sessions/{id}" => auth::revoke_session(&service, &request, &params[0]),
-        "/auth/password" => auth::change_password(&service, &request),
-        "/health" => Ok(auth::health(&service)),
-        _ => Err(ApiError::NotFound("not_found")),
+        AuthOp::Logout => auth::logout(&service()?, &request),
+        AuthOp::Me => auth::me(&service()?, &request),
+        AuthOp::ListSessions => auth::list_sessions(&service()?, &request),
+        AuthOp::RevokeSession => auth::revoke_session(&service()?, &request, &params[0]),
+        AuthOp::ChangePassword => auth::change_password(&service()?, &request),
+        AuthOp::Health => Ok(auth::health(&service()?)),
     }
 }

@@ -3,27 +3,45 @@
 //! A value that does not parse is never replaced by a default: the request
 //! fails with `500 misconfigured` naming the variable, so a typo in
 //! production shows at once instead of silently weakening something.
+//!
+//! Each component reads only what it uses, and spin.toml gives it only
+//! those variables: [`Config`] is what every component needs (stores and
+//! token verification); [`AuthSettings`] is the `auth` component's own
+//! (sessions, throttling, roles, proxies).
 
+use ipnet::IpNet;
 use zeroize::Zeroizing;
 
 use crate::domain::Email;
-use crate::error::ApiError;
-use crate::http::Cidr;
+use crate::store::StoreSettings;
+use crate::tokens::MIN_JWT_KEY_BYTES;
 
-/// Shortest acceptable HMAC key: 256 bits, the output size of SHA-256
-/// (RFC 7518 section 3.2 requires at least that for HS256).
-pub const MIN_JWT_KEY_BYTES: usize = 32;
 /// Most clock skew tolerated on `exp`/`nbf`.
 pub const MAX_LEEWAY_SECONDS: u64 = 60;
 
-/// Every setting, checked.
+/// A variable that is missing or does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable, as named in spin.toml.
+    pub variable: &'static str,
+    /// What is wrong with it, for the operator.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            variable,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What every component needs: where the stores are, and how to check an
+/// access token.
 pub struct Config {
-    /// `postgres://...`, or `None` for the embedded SQLite database.
-    pub database_url: Option<String>,
-    /// `redis://...`, or `None` to keep sessions in the SQL database.
-    pub redis_url: Option<String>,
-    /// Prepended to every Redis key.
-    pub redis_key_prefix: String,
+    /// The stores' addresses.
+    pub store: StoreSettings,
     /// The HMAC key; `None` when unset, which only the embedded database
     /// allows (a key is then generated and kept there).
     pub jwt_key: Option<Zeroizing<Vec<u8>>>,
@@ -34,6 +52,12 @@ pub struct Config {
     pub issuer: String,
     /// JWT `aud`.
     pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, seconds.
+    pub token_leeway: u64,
+}
+
+/// The `auth` component's own settings.
+pub struct AuthSettings {
     /// Access token lifetime, seconds.
     pub access_token_ttl: u64,
     /// Refresh token lifetime, seconds.
@@ -42,8 +66,6 @@ pub struct Config {
     pub refresh_reuse_grace: u64,
     /// Absolute session lifetime, seconds.
     pub session_max_lifetime: u64,
-    /// Clock skew tolerated on `exp` and `nbf`, seconds.
-    pub token_leeway: u64,
     /// Accounts that get `admin`.
     pub admin_emails: Vec<Email>,
     /// Failed logins on one account before back-off starts.
@@ -53,145 +75,178 @@ pub struct Config {
     /// Registrations from one IP per hour.
     pub registrations_per_ip: u64,
     /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<Cidr>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Reads variables from a lookup (a name to its value; `None` when the
+/// component does not declare it), each checked.
+struct Variables<F: Fn(&str) -> Option<String>>(F);
+
+impl<F: Fn(&str) -> Option<String>> Variables<F> {
+    fn get(&self, name: &'static str) -> Result<String, ConfigError> {
+        (self.0)(name).ok_or_else(|| {
+            ConfigError::new(name, "is not declared for this component in spin.toml")
+        })
+    }
+
+    fn optional_url(
+        &self,
+        name: &'static str,
+        schemes: &[&str],
+    ) -> Result<Option<String>, ConfigError> {
+        let value = self.get(name)?.trim().to_owned();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        if !schemes
+            .iter()
+            .any(|scheme| value.starts_with(&format!("{scheme}://")))
+        {
+            return Err(ConfigError::new(
+                name,
+                format!("must start with {}://", schemes.join(":// or ")),
+            ));
+        }
+        Ok(Some(value))
+    }
+
+    fn number(
+        &self,
+        name: &'static str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        self.get(name)?
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    name,
+                    format!(
+                        "must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })
+    }
+
+    fn text(&self, name: &'static str) -> Result<String, ConfigError> {
+        let value = self.get(name)?.trim().to_owned();
+        if value.is_empty() {
+            return Err(ConfigError::new(name, "must not be empty"));
+        }
+        Ok(value)
+    }
+
+    fn key(&self, name: &'static str) -> Result<Option<Zeroizing<Vec<u8>>>, ConfigError> {
+        let value = Zeroizing::new(self.get(name)?);
+        if value.is_empty() {
+            Ok(None)
+        } else if value.len() < MIN_JWT_KEY_BYTES {
+            Err(ConfigError::new(
+                name,
+                format!("must be at least {MIN_JWT_KEY_BYTES} bytes"),
+            ))
+        } else {
+            Ok(Some(Zeroizing::new(value.as_bytes().to_vec())))
+        }
+    }
+
+    fn list<T>(
+        &self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
+        self.get(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| parse(entry).map_err(|reason| ConfigError::new(name, reason)))
+            .collect()
+    }
+}
+
+const DAY: u64 = 86_400;
+
+/// Where the stores are, from the component's Spin variables.
+pub fn store_settings_from_spin() -> Result<StoreSettings, ConfigError> {
+    store_settings(&Variables(|name: &str| spin_sdk::variables::get(name).ok()))
+}
+
+fn store_settings<F: Fn(&str) -> Option<String>>(
+    variables: &Variables<F>,
+) -> Result<StoreSettings, ConfigError> {
+    Ok(StoreSettings {
+        database_url: variables.optional_url("database_url", &["postgres", "postgresql"])?,
+        redis_url: variables.optional_url("redis_url", &["redis", "rediss"])?,
+        redis_key_prefix: variables.get("redis_key_prefix")?,
+    })
 }
 
 impl Config {
     /// Reads the component's Spin variables.
-    pub fn from_spin() -> Result<Self, ApiError> {
+    pub fn from_spin() -> Result<Self, ConfigError> {
         Self::from_source(|name| spin_sdk::variables::get(name).ok())
     }
 
-    /// Reads settings from `lookup` (a variable name to its value; `None`
-    /// when the component does not declare it).
-    pub fn from_source(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
-        let get = |name: &'static str| -> Result<String, ApiError> {
-            lookup(name).ok_or(ApiError::Misconfigured {
-                variable: name,
-                reason: "is not declared for this component in spin.toml".to_owned(),
-            })
-        };
-        let optional_url =
-            |name: &'static str, schemes: &[&str]| -> Result<Option<String>, ApiError> {
-                let value = get(name)?.trim().to_owned();
-                if value.is_empty() {
-                    return Ok(None);
-                }
-                if !schemes
-                    .iter()
-                    .any(|scheme| value.starts_with(&format!("{scheme}://")))
-                {
-                    return Err(ApiError::Misconfigured {
-                        variable: name,
-                        reason: format!("must start with {}://", schemes.join(":// or ")),
-                    });
-                }
-                Ok(Some(value))
-            };
-        let seconds =
-            |name: &'static str, range: std::ops::RangeInclusive<u64>| -> Result<u64, ApiError> {
-                let value = get(name)?;
-                value
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .ok_or_else(|| ApiError::Misconfigured {
-                        variable: name,
-                        reason: format!(
-                            "must be a whole number from {} to {}",
-                            range.start(),
-                            range.end()
-                        ),
-                    })
-            };
-        let text = |name: &'static str| -> Result<String, ApiError> {
-            let value = get(name)?.trim().to_owned();
-            if value.is_empty() {
-                return Err(ApiError::Misconfigured {
-                    variable: name,
-                    reason: "must not be empty".to_owned(),
-                });
-            }
-            Ok(value)
-        };
-
-        let database_url = optional_url("database_url", &["postgres", "postgresql"])?;
-        let jwt_key = {
-            let value = Zeroizing::new(get("jwt_key")?);
-            if value.is_empty() {
-                if database_url.is_some() {
-                    return Err(ApiError::Misconfigured {
-                        variable: "jwt_key",
-                        reason: "is required when database_url is set".to_owned(),
-                    });
-                }
-                None
-            } else if value.len() < MIN_JWT_KEY_BYTES {
-                return Err(ApiError::Misconfigured {
-                    variable: "jwt_key",
-                    reason: format!("must be at least {MIN_JWT_KEY_BYTES} bytes"),
-                });
-            } else {
-                Some(Zeroizing::new(value.as_bytes().to_vec()))
-            }
-        };
-        let jwt_previous_key = {
-            let value = Zeroizing::new(get("jwt_previous_key")?);
-            if value.is_empty() {
-                None
-            } else if value.len() < MIN_JWT_KEY_BYTES {
-                return Err(ApiError::Misconfigured {
-                    variable: "jwt_previous_key",
-                    reason: format!("must be at least {MIN_JWT_KEY_BYTES} bytes"),
-                });
-            } else {
-                Some(Zeroizing::new(value.as_bytes().to_vec()))
-            }
-        };
-        let admin_emails = get("admin_emails")?
-            .split(',')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| {
-                Email::parse(entry).map_err(|reason| ApiError::Misconfigured {
-                    variable: "admin_emails",
-                    reason: format!("has an entry that {reason}"),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let trusted_proxies = get("trusted_proxies")?
-            .split(',')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| {
-                Cidr::parse(entry).ok_or_else(|| ApiError::Misconfigured {
-                    variable: "trusted_proxies",
-                    reason: format!("has {entry:?}, which is not an address or CIDR"),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        const DAY: u64 = 86_400;
+    /// Reads settings from `lookup`.
+    pub fn from_source(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let variables = Variables(lookup);
+        let store = store_settings(&variables)?;
+        let jwt_key = variables.key("jwt_key")?;
+        if jwt_key.is_none() && store.database_url.is_some() {
+            return Err(ConfigError::new(
+                "jwt_key",
+                "is required when database_url is set",
+            ));
+        }
         Ok(Self {
-            database_url,
-            redis_url: optional_url("redis_url", &["redis", "rediss"])?,
-            redis_key_prefix: get("redis_key_prefix")?,
+            store,
             jwt_key,
-            jwt_previous_key,
-            issuer: text("issuer")?,
-            audience: text("audience")?,
-            access_token_ttl: seconds("access_token_ttl", 1..=DAY)?,
-            refresh_token_ttl: seconds("refresh_token_ttl", 60..=365 * DAY)?,
-            refresh_reuse_grace: seconds("refresh_reuse_grace", 0..=300)?,
-            session_max_lifetime: seconds("session_max_lifetime", 60..=3650 * DAY)?,
-            token_leeway: seconds("token_leeway", 0..=MAX_LEEWAY_SECONDS)?,
-            admin_emails,
-            login_failures_per_account: seconds("login_failures_per_account", 1..=1_000)?,
-            login_failures_per_ip: seconds("login_failures_per_ip", 1..=1_000_000)?,
-            registrations_per_ip: seconds("registrations_per_ip", 1..=1_000_000)?,
-            trusted_proxies,
+            jwt_previous_key: variables.key("jwt_previous_key")?,
+            issuer: variables.text("issuer")?,
+            audience: variables.text("audience")?,
+            token_leeway: variables.number("token_leeway", 0..=MAX_LEEWAY_SECONDS)?,
         })
     }
+}
+
+impl AuthSettings {
+    /// Reads the `auth` component's Spin variables.
+    pub fn from_spin() -> Result<Self, ConfigError> {
+        Self::from_source(|name| spin_sdk::variables::get(name).ok())
+    }
+
+    /// Reads settings from `lookup`.
+    pub fn from_source(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let variables = Variables(lookup);
+        Ok(Self {
+            access_token_ttl: variables.number("access_token_ttl", 1..=DAY)?,
+            refresh_token_ttl: variables.number("refresh_token_ttl", 60..=365 * DAY)?,
+            refresh_reuse_grace: variables.number("refresh_reuse_grace", 0..=300)?,
+            session_max_lifetime: variables.number("session_max_lifetime", 60..=3650 * DAY)?,
+            admin_emails: variables.list("admin_emails", |entry| {
+                Email::parse(entry).map_err(|reason| format!("has an entry that {reason}"))
+            })?,
+            login_failures_per_account: variables
+                .number("login_failures_per_account", 1..=1_000)?,
+            login_failures_per_ip: variables.number("login_failures_per_ip", 1..=1_000_000)?,
+            registrations_per_ip: variables.number("registrations_per_ip", 1..=1_000_000)?,
+            trusted_proxies: variables.list("trusted_proxies", |entry| {
+                parse_network(entry)
+                    .ok_or_else(|| format!("has {entry:?}, which is not an address or CIDR"))
+            })?,
+        })
+    }
+}
+
+/// `address[/prefix]`; a bare address is a network of one (/32 or /128).
+fn parse_network(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]
@@ -224,28 +279,32 @@ mod tests {
         .collect()
     }
 
-    fn load(overrides: &[(&'static str, &str)]) -> Result<Config, ApiError> {
+    /// Both halves of the settings, as the `auth` component reads them.
+    fn load(overrides: &[(&'static str, &str)]) -> Result<(Config, AuthSettings), ConfigError> {
         let mut values = defaults();
         for (k, v) in overrides {
             values.insert(k, v.to_string());
         }
-        Config::from_source(|name| values.get(name).cloned())
+        let lookup = |name: &str| values.get(name).cloned();
+        Ok((
+            Config::from_source(lookup)?,
+            AuthSettings::from_source(lookup)?,
+        ))
     }
 
-    fn misconfigured(result: Result<Config, ApiError>) -> &'static str {
+    fn misconfigured<T>(result: Result<T, ConfigError>) -> &'static str {
         match result {
-            Err(ApiError::Misconfigured { variable, .. }) => variable,
-            Err(other) => panic!("unexpected {other}"),
+            Err(error) => error.variable,
             Ok(_) => panic!("accepted"),
         }
     }
 
     #[test]
     fn the_defaults_give_the_embedded_setup() {
-        let config = load(&[]).unwrap();
-        assert!(config.database_url.is_none() && config.redis_url.is_none());
+        let (config, auth) = load(&[]).unwrap();
+        assert!(config.store.database_url.is_none() && config.store.redis_url.is_none());
         assert!(config.jwt_key.is_none());
-        assert_eq!(config.access_token_ttl, 900);
+        assert_eq!(auth.access_token_ttl, 900);
     }
 
     #[test]
@@ -289,14 +348,50 @@ mod tests {
             misconfigured(load(&[("trusted_proxies", "10.0.0.0/99")])),
             "trusted_proxies"
         );
-        let undeclared = Config::from_source(|_| None);
-        assert_eq!(misconfigured(undeclared), "database_url");
+        assert_eq!(misconfigured(Config::from_source(|_| None)), "database_url");
+        assert_eq!(
+            misconfigured(AuthSettings::from_source(|_| None)),
+            "access_token_ttl"
+        );
+    }
+
+    #[test]
+    fn what_every_component_reads_needs_none_of_the_auth_variables() {
+        let values = defaults();
+        let auth_only = [
+            "access_token_ttl",
+            "refresh_token_ttl",
+            "refresh_reuse_grace",
+            "session_max_lifetime",
+            "admin_emails",
+            "login_failures_per_account",
+            "login_failures_per_ip",
+            "registrations_per_ip",
+            "trusted_proxies",
+        ];
+        let lookup = |name: &str| {
+            (!auth_only.contains(&name))
+                .then(|| values.get(name).cloned())
+                .flatten()
+        };
+        assert!(Config::from_source(lookup).is_ok());
     }
 
     #[test]
     fn admin_emails_are_canonical() {
-        let config = load(&[("admin_emails", " Root@Example.com ,b@c.de")]).unwrap();
-        assert_eq!(config.admin_emails[0].as_str(), "root@example.com");
-        assert_eq!(config.admin_emails.len(), 2);
+        let (_, auth) = load(&[("admin_emails", " Root@Example.com ,b@c.de")]).unwrap();
+        assert_eq!(auth.admin_emails[0].as_str(), "root@example.com");
+        assert_eq!(auth.admin_emails.len(), 2);
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_or_single_addresses() {
+        let (_, auth) = load(&[("trusted_proxies", "10.0.0.0/8, 127.0.0.1, ::1")]).unwrap();
+        let contains = |ip: &str| {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            auth.trusted_proxies.iter().any(|net| net.contains(&ip))
+        };
+        assert!(contains("10.1.2.3") && contains("127.0.0.1") && contains("::1"));
+        assert!(!contains("127.0.0.2") && !contains("11.0.0.1"));
     }
 }

@@ -8,6 +8,10 @@
 
 use std::fmt;
 
+use crate::config::ConfigError;
+pub use crate::store::Store;
+use crate::store::StoreError;
+
 /// A field that failed validation, reported in a 422.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
@@ -25,15 +29,6 @@ impl FieldError {
             message: message.into(),
         }
     }
-}
-
-/// Which backing store is unreachable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Store {
-    /// Users and question data (PostgreSQL or SQLite).
-    Database,
-    /// Sessions, refresh tokens and counters (Redis, or the database).
-    Sessions,
 }
 
 /// Everything a request can fail with.
@@ -245,9 +240,17 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(error: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
+impl From<ConfigError> for ApiError {
+    fn from(error: ConfigError) -> Self {
+        Self::Misconfigured {
+            variable: error.variable,
+            reason: error.reason,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(store, cause) => Self::Unavailable(store, cause),
             StoreError::Refused(variable) => Self::Misconfigured {

@@ -27,6 +27,7 @@ pub mod problem;
 pub mod questions;
 pub mod random;
 pub mod routing;
+pub mod service;
 pub mod store;
 pub mod throttle;
 pub mod tokens;

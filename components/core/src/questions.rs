@@ -1,11 +1,11 @@
 //! The question use cases: any user reads and answers, admins write.
 
 use crate::api_types::{AnswerBody, CreatedQuestionBody, QuestionBody, QuestionPage, TopicBody};
-use crate::auth::{Service, authenticate};
 use crate::clock;
 use crate::domain::{Role, TopicSlug};
 use crate::error::{ApiError, FieldError};
 use crate::http::{Request, Response};
+use crate::service::{Service, authenticate};
 use crate::store::{QuestionStore, StoredQuestion};
 use crate::tokens::AccessClaims;
 
@@ -292,10 +292,10 @@ pub fn answer(
     let Some(answer_index) = answer_index else {
         return Err(ApiError::invalid("answer_index", "is required"));
     };
-    let question = service
-        .stores
-        .database
-        .question(question_id)?
+    let question = crate::domain::parse_id(question_id)
+        .map(|id| service.stores.database.question(&id))
+        .transpose()?
+        .flatten()
         .ok_or(ApiError::NotFound("not_found"))?;
     if answer_index < 0 || answer_index as usize >= question.choices.len() {
         return Err(ApiError::invalid(

@@ -1,46 +1,105 @@
 //! Matching a request to a component's route table: `{name}` segments
 //! capture one path segment; a path served with another method is a 405
 //! that lists the methods it does serve (RFC 9110 section 15.5.6).
+//!
+//! Each route is written once, here, with the operation it names; a
+//! component matches on the operation, so a route without a handler does
+//! not compile, and the OpenAPI test reads the same table.
 
 use crate::error::ApiError;
 
-/// A route: method and path pattern, such as `("DELETE", "/auth/sessions/{id}")`.
-pub type Route = (&'static str, &'static str);
+/// A route: method, path pattern (such as `/auth/sessions/{id}`) and the
+/// operation it serves.
+pub type Route<Op> = (&'static str, &'static str, Op);
+
+/// The operations of the `auth` component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOp {
+    /// `POST /auth/register`.
+    Register,
+    /// `POST /auth/login`.
+    Login,
+    /// `POST /auth/refresh`.
+    Refresh,
+    /// `POST /auth/logout`.
+    Logout,
+    /// `GET /auth/me`.
+    Me,
+    /// `GET /auth/sessions`.
+    ListSessions,
+    /// `DELETE /auth/sessions/{id}`.
+    RevokeSession,
+    /// `POST /auth/password`.
+    ChangePassword,
+    /// `GET /health`.
+    Health,
+    /// `GET /openapi.json`.
+    OpenApi,
+    /// `GET /docs` and its assets.
+    Docs,
+}
 
 /// What the `auth` component serves (besides the catch-all 404).
-pub const AUTH_ROUTES: &[Route] = &[
-    ("POST", "/auth/register"),
-    ("POST", "/auth/login"),
-    ("POST", "/auth/refresh"),
-    ("POST", "/auth/logout"),
-    ("GET", "/auth/me"),
-    ("GET", "/auth/sessions"),
-    ("DELETE", "/auth/sessions/{id}"),
-    ("POST", "/auth/password"),
-    ("GET", "/health"),
-    ("GET", "/openapi.json"),
-    ("GET", "/docs"),
-    ("GET", "/docs/{file}"),
+pub const AUTH_ROUTES: &[Route<AuthOp>] = &[
+    ("POST", "/auth/register", AuthOp::Register),
+    ("POST", "/auth/login", AuthOp::Login),
+    ("POST", "/auth/refresh", AuthOp::Refresh),
+    ("POST", "/auth/logout", AuthOp::Logout),
+    ("GET", "/auth/me", AuthOp::Me),
+    ("GET", "/auth/sessions", AuthOp::ListSessions),
+    ("DELETE", "/auth/sessions/{id}", AuthOp::RevokeSession),
+    ("POST", "/auth/password", AuthOp::ChangePassword),
+    ("GET", "/health", AuthOp::Health),
+    ("GET", "/openapi.json", AuthOp::OpenApi),
+    ("GET", "/docs", AuthOp::Docs),
+    ("GET", "/docs/{file}", AuthOp::Docs),
 ];
+
+/// The operations of the `questions` component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuestionOp {
+    /// `GET /questions/topics`.
+    ListTopics,
+    /// `POST /questions/topics`.
+    CreateTopic,
+    /// `GET /questions/topics/{slug}/questions`.
+    ListQuestions,
+    /// `POST /questions/topics/{slug}/questions`.
+    CreateQuestion,
+    /// `POST /questions/{id}/answer`.
+    Answer,
+}
 
 /// What the `questions` component serves.
-pub const QUESTION_ROUTES: &[Route] = &[
-    ("GET", "/questions/topics"),
-    ("POST", "/questions/topics"),
-    ("GET", "/questions/topics/{slug}/questions"),
-    ("POST", "/questions/topics/{slug}/questions"),
-    ("POST", "/questions/{id}/answer"),
+pub const QUESTION_ROUTES: &[Route<QuestionOp>] = &[
+    ("GET", "/questions/topics", QuestionOp::ListTopics),
+    ("POST", "/questions/topics", QuestionOp::CreateTopic),
+    (
+        "GET",
+        "/questions/topics/{slug}/questions",
+        QuestionOp::ListQuestions,
+    ),
+    (
+        "POST",
+        "/questions/topics/{slug}/questions",
+        QuestionOp::CreateQuestion,
+    ),
+    ("POST", "/questions/{id}/answer", QuestionOp::Answer),
 ];
 
-/// The matched route's index and its captured segments, in order.
-pub fn route(routes: &[Route], method: &str, path: &str) -> Result<(usize, Vec<String>), ApiError> {
+/// The matched route's operation and its captured segments, in order.
+pub fn route<Op: Copy>(
+    routes: &[Route<Op>],
+    method: &str,
+    path: &str,
+) -> Result<(Op, Vec<String>), ApiError> {
     let mut allowed = Vec::new();
-    for (index, (route_method, pattern)) in routes.iter().enumerate() {
+    for (route_method, pattern, operation) in routes {
         let Some(captures) = captures(pattern, path) else {
             continue;
         };
         if *route_method == method {
-            return Ok((index, captures));
+            return Ok((*operation, captures));
         }
         if !allowed.contains(route_method) {
             allowed.push(*route_method);
@@ -93,7 +152,7 @@ mod tests {
     use super::*;
 
     /// Swagger UI's files under `/docs/` are not operations of the API.
-    const UNDOCUMENTED: &[Route] = &[("GET", "/docs/{file}")];
+    const UNDOCUMENTED: &[(&str, &str)] = &[("GET", "/docs/{file}")];
 
     #[test]
     fn the_openapi_document_lists_exactly_the_served_routes() {
@@ -112,7 +171,12 @@ mod tests {
             .collect();
         let mut served: Vec<(String, String)> = AUTH_ROUTES
             .iter()
-            .chain(QUESTION_ROUTES)
+            .map(|(method, path, _)| (*method, *path))
+            .chain(
+                QUESTION_ROUTES
+                    .iter()
+                    .map(|(method, path, _)| (*method, *path)),
+            )
             .filter(|route| !UNDOCUMENTED.contains(route))
             .map(|(method, path)| (method.to_string(), path.to_string()))
             .collect();
@@ -121,10 +185,10 @@ mod tests {
         assert_eq!(documented, served);
     }
 
-    const ROUTES: &[Route] = &[
-        ("GET", "/auth/sessions"),
-        ("DELETE", "/auth/sessions/{id}"),
-        ("POST", "/auth/login"),
+    const ROUTES: &[Route<usize>] = &[
+        ("GET", "/auth/sessions", 0),
+        ("DELETE", "/auth/sessions/{id}", 1),
+        ("POST", "/auth/login", 2),
     ];
 
     #[test]

@@ -2,11 +2,13 @@
 //! `parse`, that checks it. Holding one means it was checked.
 
 mod email;
+mod id;
 mod password;
 mod slug;
 mod user;
 
 pub use email::Email;
+pub use id::parse_id;
 pub use password::Password;
 pub use slug::TopicSlug;
 pub use user::{Role, User, UserId, roles_for};

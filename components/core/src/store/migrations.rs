@@ -1,10 +1,12 @@
-//! Forward-only schema migrations, embedded in the components.
+//! Forward-only schema migrations, by version, embedded in the components.
 //!
-//! Nothing runs them by hand and no request pays for checking them: a
-//! query that fails because a table or column is missing makes the store
-//! run the pending migrations and try the query once more
-//! ([`super::sql::SqlStore`]). Concurrent first requests serialise on a
-//! lock (a PostgreSQL advisory lock, SQLite's write lock); each migration
+//! Nothing runs them by hand: the first statement a request sends to the
+//! database is preceded by a check of the database's version (one indexed
+//! read of `schema_migrations`), and a database behind this code is brought
+//! up to date before the request goes on ([`super::sql::SqlStore`]), so a
+//! migration that only adds an index is applied as surely as one that adds
+//! a table. Concurrent first requests serialise on a lock (a PostgreSQL
+//! transaction-scoped advisory lock, SQLite's write lock); each migration
 //! runs in a transaction with its version row, so a database is never left
 //! half-migrated.
 
@@ -18,11 +20,43 @@ struct Migration {
     sqlite: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    postgres: include_str!("../../../../migrations/postgres/0001_init.sql"),
-    sqlite: include_str!("../../../../migrations/sqlite/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        postgres: include_str!("../../../../migrations/postgres/0001_init.sql"),
+        sqlite: include_str!("../../../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        postgres: include_str!("../../../../migrations/postgres/0002_audit_by_event.sql"),
+        sqlite: include_str!("../../../../migrations/sqlite/0002_audit_by_event.sql"),
+    },
+    Migration {
+        version: 3,
+        postgres: include_str!("../../../../migrations/postgres/0003_credential_version.sql"),
+        sqlite: include_str!("../../../../migrations/sqlite/0003_credential_version.sql"),
+    },
+];
+
+/// The version a database must have for this code: the newest migration's.
+pub fn current_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |migration| migration.version)
+}
+
+/// The version a database has (0 for none); fails with
+/// [`SqlError::MissingSchema`] on a database never migrated.
+pub fn database_version(db: &dyn SqlDb) -> Result<i64, SqlError> {
+    let rows = db.query(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        &[],
+    )?;
+    match rows.first().map(|row| row.int(0)) {
+        Some(Ok(version)) => Ok(version),
+        _ => Err(SqlError::Other(
+            "schema_migrations: no version row".to_owned(),
+        )),
+    }
+}
 
 /// Key of the PostgreSQL advisory lock that serialises migrations.
 const PG_LOCK_KEY: i64 = 0x5350_494e_4155_5448; // "SPINAUTH"
@@ -52,42 +86,17 @@ pub fn statements(script: &str) -> Vec<String> {
 }
 
 /// Applies every migration the database lacks.
+///
+/// Each migration runs in its own transaction, which first takes the lock:
+/// PostgreSQL's transaction-scoped advisory lock, or SQLite's write lock
+/// (`BEGIN IMMEDIATE`). The lock ends with the transaction, so an instance
+/// that is killed or stuck mid-way cannot keep it past its connection's
+/// transaction: Spin pools connections between requests, and a session-level
+/// lock would outlive the request that took it.
 pub fn migrate(db: &dyn SqlDb) -> Result<(), SqlError> {
-    let dialect = db.dialect();
-    match dialect {
-        Dialect::Postgres => {
-            db.execute("SELECT pg_advisory_lock($1)", &[SqlValue::Int(PG_LOCK_KEY)])?;
-        }
-        // The write lock is taken by each migration's BEGIN IMMEDIATE.
-        Dialect::Sqlite => {}
-    }
-    let result = apply_pending(db, dialect);
-    if dialect == Dialect::Postgres {
-        let _ = db.execute(
-            "SELECT pg_advisory_unlock($1)",
-            &[SqlValue::Int(PG_LOCK_KEY)],
-        );
-    }
-    result
-}
-
-fn apply_pending(db: &dyn SqlDb, dialect: Dialect) -> Result<(), SqlError> {
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-        &[],
-    )?;
     for migration in MIGRATIONS {
-        db.execute(dialect.begin(), &[])?;
-        let applied = db.query(
-            "SELECT version FROM schema_migrations WHERE version = $1",
-            &[SqlValue::Int(migration.version)],
-        );
-        let outcome = match applied {
-            Ok(rows) if !rows.is_empty() => Ok(()),
-            Ok(_) => apply(db, dialect, migration),
-            Err(error) => Err(error),
-        };
-        match outcome {
+        db.execute(db.dialect().begin(), &[])?;
+        match apply_if_missing(db, migration) {
             Ok(()) => {
                 db.execute("COMMIT", &[])?;
             }
@@ -96,6 +105,29 @@ fn apply_pending(db: &dyn SqlDb, dialect: Dialect) -> Result<(), SqlError> {
                 return Err(error);
             }
         }
+    }
+    Ok(())
+}
+
+/// Inside a transaction: takes the lock, then applies `migration` unless
+/// its version is recorded.
+fn apply_if_missing(db: &dyn SqlDb, migration: &Migration) -> Result<(), SqlError> {
+    if db.dialect() == Dialect::Postgres {
+        db.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[SqlValue::Int(PG_LOCK_KEY)],
+        )?;
+    }
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        &[],
+    )?;
+    let applied = db.query(
+        "SELECT version FROM schema_migrations WHERE version = $1",
+        &[SqlValue::Int(migration.version)],
+    )?;
+    if applied.is_empty() {
+        apply(db, db.dialect(), migration)?;
     }
     Ok(())
 }
@@ -135,23 +167,66 @@ mod tests {
         );
     }
 
+    /// What a script creates: each table with its column names, and each
+    /// index with its table and columns, in order.
+    fn schema_of(script: &str) -> Vec<String> {
+        statements(script)
+            .iter()
+            .filter_map(|statement| {
+                let flat = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+                if let Some(rest) = flat.strip_prefix("CREATE TABLE ") {
+                    let (name, body) = rest.split_once(" (")?;
+                    let columns: Vec<&str> = body
+                        .split(',')
+                        .filter_map(|part| part.split_whitespace().next())
+                        .filter(|word| {
+                            !matches!(*word, "PRIMARY" | "UNIQUE" | "FOREIGN" | "CHECK")
+                                && word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        })
+                        .collect();
+                    Some(format!("table {name} ({})", columns.join(", ")))
+                } else if let Some(rest) = flat.strip_prefix("ALTER TABLE ") {
+                    let (table, change) = rest.split_once(' ')?;
+                    let column = change
+                        .strip_prefix("ADD COLUMN ")?
+                        .split_whitespace()
+                        .next()?;
+                    Some(format!("column {table}.{column}"))
+                } else {
+                    let rest = flat
+                        .strip_prefix("CREATE UNIQUE INDEX ")
+                        .or_else(|| flat.strip_prefix("CREATE INDEX "))?;
+                    Some(format!("index {rest}"))
+                }
+            })
+            .collect()
+    }
+
     #[test]
-    fn every_migration_has_both_dialects_with_the_same_tables() {
+    fn every_migration_creates_the_same_tables_columns_and_indexes_in_both_dialects() {
         for migration in MIGRATIONS {
-            let tables = |script: &str| -> Vec<String> {
-                statements(script)
-                    .iter()
-                    .filter_map(|s| s.strip_prefix("CREATE TABLE "))
-                    .map(|rest| {
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned()
-                    })
-                    .collect()
-            };
-            assert_eq!(tables(migration.postgres), tables(migration.sqlite));
-            assert!(!tables(migration.postgres).is_empty());
+            let postgres = schema_of(migration.postgres);
+            assert_eq!(
+                postgres,
+                schema_of(migration.sqlite),
+                "migration {}",
+                migration.version
+            );
+            assert!(!postgres.is_empty(), "migration {}", migration.version);
         }
+        assert!(
+            schema_of(MIGRATIONS[0].postgres)
+                .contains(&"table users (id, email, password_hash, first_name, last_name, created_at, updated_at)".to_owned()),
+            "{:?}",
+            schema_of(MIGRATIONS[0].postgres)
+        );
+    }
+
+    #[test]
+    fn versions_increase_one_by_one() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, index as i64 + 1);
+        }
+        assert_eq!(current_version(), MIGRATIONS.len() as i64);
     }
 }

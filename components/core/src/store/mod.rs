@@ -9,6 +9,8 @@
 //! [`Stores::open`] picks the backends from the configuration; nothing
 //! connects until a use case first asks.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod migrations;
 pub mod pg;
 pub mod questions;
@@ -16,11 +18,29 @@ pub mod redis;
 pub mod sql;
 pub mod sqlite;
 
-use crate::clock::Timestamp;
-use crate::config::Config;
+use crate::clock::{Millis, Timestamp};
 use crate::domain::{Email, User};
-use crate::error::Store;
 use crate::tokens::TokenDigest;
+
+/// Which backing store is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// Users and question data (PostgreSQL or SQLite).
+    Database,
+    /// Sessions, refresh tokens and counters (Redis, or the database).
+    Sessions,
+}
+
+/// Where the stores are.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSettings {
+    /// `postgres://...`, or `None` for the embedded SQLite database.
+    pub database_url: Option<String>,
+    /// `redis://...`, or `None` to keep sessions in the SQL database.
+    pub redis_url: Option<String>,
+    /// Prepended to every Redis key.
+    pub redis_key_prefix: String,
+}
 
 /// Why a store call failed.
 #[derive(Debug)]
@@ -100,16 +120,32 @@ pub struct NewUser<'a> {
     pub created_at: Timestamp,
 }
 
+/// A user's password, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// PHC string.
+    pub hash: String,
+    /// Bumped by every change or reset of the password, not by a re-hash:
+    /// what a login checked the password against.
+    pub version: i64,
+}
+
 /// Users and their password hashes.
 pub trait UserStore {
     /// Creates the user; `Ok(false)` when the email is taken.
     fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool>;
-    /// The user with `email` and their password hash.
-    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, String)>>;
+    /// The user with `email` and their credentials.
+    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>>;
     /// The user with `id`.
     fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
-    /// Replaces the password hash.
-    fn set_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
+    /// The credentials of the user with `id`.
+    fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>>;
+    /// Replaces the hash by a stronger one of the same password, unless the
+    /// password changed since `old` was read.
+    fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()>;
+    /// Sets a new password: stores `hash` and bumps the credentials'
+    /// version.
+    fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
 }
 
 /// How long sessions and their tokens live.
@@ -245,8 +281,8 @@ pub trait SessionStore {
 pub trait CounterStore {
     /// Adds one to `key`, whose window of `window` seconds starts at its
     /// first hit; returns the count and the seconds left in the window.
-    fn hit(&self, key: &str, window: u64, now_millis: i64) -> StoreResult<(u64, u64)>;
-    /// Forgets `key`.
+    fn hit(&self, key: &str, window: u64, now: Millis) -> StoreResult<(u64, u64)>;
+    /// Forgets `key`, and nothing else.
     fn clear(&self, key: &str) -> StoreResult<()>;
     /// Takes one back from `key` (an attempt that turned out well).
     fn forgive(&self, key: &str) -> StoreResult<()>;
@@ -353,16 +389,16 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Backends for `config`; nothing connects yet.
-    pub fn open(config: &Config) -> Self {
-        let database = match &config.database_url {
+    /// Backends for `settings`; nothing connects yet.
+    pub fn open(settings: &StoreSettings) -> Self {
+        let database = match &settings.database_url {
             Some(url) => sql::SqlStore::new(Box::new(pg::PgDb::new(url.clone()))),
             None => sql::SqlStore::new(Box::new(sqlite::SqliteDb::new())),
         };
-        let redis = config
+        let redis = settings
             .redis_url
             .as_ref()
-            .map(|url| redis::RedisStore::new(url.clone(), config.redis_key_prefix.clone()));
+            .map(|url| redis::RedisStore::new(url.clone(), settings.redis_key_prefix.clone()));
         Self { database, redis }
     }
 

@@ -97,6 +97,24 @@ fn classify(error: PgError) -> SqlError {
     }
 }
 
+/// `sql` rewritten to return at least one row, each led by its row number,
+/// and a single row whose number is NULL when `sql` matched nothing.
+///
+/// Spin 4.0.0 to 4.0.2 never return from a synchronous `query` that matches
+/// no rows (spinframework/spin#3671, fixed by #3673 after 4.0.2): the
+/// instance hangs, and with it any lock its transaction holds. Wrapping
+/// every query this way works on those versions and on fixed ones alike,
+/// for any statement a CTE may hold (`SELECT .. FOR UPDATE`, `INSERT ..
+/// RETURNING`), and keeps the statement's own order.
+fn never_empty(sql: &str) -> String {
+    format!(
+        "WITH spin_auth_rows AS ({sql}) \
+         SELECT numbered.* FROM (SELECT 1) AS spin_auth_one \
+         LEFT JOIN (SELECT row_number() OVER () AS spin_auth_row, spin_auth_rows.* FROM spin_auth_rows) AS numbered \
+         ON true ORDER BY numbered.spin_auth_row"
+    )
+}
+
 impl SqlDb for PgDb {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
@@ -104,10 +122,21 @@ impl SqlDb for PgDb {
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
         let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
-        let rows = self.connection()?.query(sql, &params).map_err(classify)?;
+        let rows = self
+            .connection()?
+            .query(&never_empty(sql), &params)
+            .map_err(classify)?;
         rows.rows
             .iter()
-            .map(|row| row.iter().map(column).collect::<Result<_, _>>().map(Row))
+            // The filler row of an empty result has no row number.
+            .filter(|row| !matches!(row.first(), Some(DbValue::DbNull) | None))
+            .map(|row| {
+                row.iter()
+                    .skip(1)
+                    .map(column)
+                    .collect::<Result<_, _>>()
+                    .map(Row)
+            })
             .collect()
     }
 

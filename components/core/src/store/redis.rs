@@ -15,11 +15,10 @@ use std::cell::OnceCell;
 
 use spin_sdk::redis::{self, RedisParameter, RedisResult};
 
-use crate::clock::Timestamp;
-use crate::error::Store;
+use crate::clock::{Millis, Timestamp};
 use crate::store::{
     CounterStore, NewSession, RotatedSession, Rotation, SessionInfo, SessionPolicy, SessionStore,
-    StoreError, StoreResult, TokenOwner,
+    Store, StoreError, StoreResult, TokenOwner,
 };
 use crate::tokens::TokenDigest;
 
@@ -401,7 +400,7 @@ impl SessionStore for RedisStore {
 }
 
 impl CounterStore for RedisStore {
-    fn hit(&self, key: &str, window: u64, _now: i64) -> StoreResult<(u64, u64)> {
+    fn hit(&self, key: &str, window: u64, _now: Millis) -> StoreResult<(u64, u64)> {
         let reply = self.eval(HIT, &[&self.key("counter", key)], &[&window.to_string()])?;
         Ok((
             int(reply.first())?.max(0) as u64,

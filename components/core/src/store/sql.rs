@@ -7,12 +7,12 @@
 
 use std::cell::Cell;
 
-use crate::clock::{self, Timestamp};
+use crate::clock::{self, Millis, Timestamp};
 use crate::domain::{Email, User};
-use crate::error::Store;
 use crate::store::{
-    AuditEvent, AuditLog, CounterStore, NewSession, NewUser, RotatedSession, Rotation, SessionInfo,
-    SessionPolicy, SessionStore, StoreError, StoreResult, TokenOwner, UserStore, migrations,
+    AuditEvent, AuditLog, CounterStore, Credentials, NewSession, NewUser, RotatedSession, Rotation,
+    SessionInfo, SessionPolicy, SessionStore, Store, StoreError, StoreResult, TokenOwner,
+    UserStore, migrations,
 };
 use crate::tokens::TokenDigest;
 
@@ -141,7 +141,8 @@ pub trait SqlDb {
 /// one SQL database.
 pub struct SqlStore {
     db: Box<dyn SqlDb>,
-    migrated: Cell<bool>,
+    /// Whether this request has found the schema current (or made it so).
+    schema_current: Cell<bool>,
 }
 
 fn store_error(error: SqlError) -> StoreError {
@@ -159,7 +160,7 @@ impl SqlStore {
     pub fn new(db: Box<dyn SqlDb>) -> Self {
         Self {
             db,
-            migrated: Cell::new(false),
+            schema_current: Cell::new(false),
         }
     }
 
@@ -168,30 +169,42 @@ impl SqlStore {
         self.db.dialect()
     }
 
-    /// Runs `operation`; if the schema is behind, migrates and runs it
-    /// once more. Steady-state requests pay nothing for this.
+    /// Brings the schema up to date, once per request: one read of its
+    /// version, and the pending migrations if it is behind this code.
+    fn ensure_schema(&self) -> Result<(), SqlError> {
+        if self.schema_current.get() {
+            return Ok(());
+        }
+        let db = self.db.as_ref();
+        let behind = match migrations::database_version(db) {
+            Ok(version) => version < migrations::current_version(),
+            Err(SqlError::MissingSchema(_)) => true,
+            Err(error) => return Err(error),
+        };
+        if behind {
+            eprintln!("the database schema is behind; migrating");
+            migrations::migrate(db)?;
+        }
+        self.schema_current.set(true);
+        Ok(())
+    }
+
+    /// Runs `operation` on a current schema.
     fn with_schema<T>(
         &self,
         operation: impl Fn(&dyn SqlDb) -> Result<T, SqlError>,
     ) -> Result<T, SqlError> {
-        match operation(self.db.as_ref()) {
-            Err(SqlError::MissingSchema(cause)) if !self.migrated.get() => {
-                eprintln!("schema is behind ({cause}); migrating");
-                migrations::migrate(self.db.as_ref())?;
-                self.migrated.set(true);
-                operation(self.db.as_ref())
-            }
-            other => other,
-        }
+        self.ensure_schema()?;
+        operation(self.db.as_ref())
     }
 
-    /// Runs a query, migrating first if needed.
+    /// Runs a query on a current schema.
     pub fn query(&self, sql: &str, params: &[SqlValue]) -> StoreResult<Vec<Row>> {
         self.with_schema(|db| db.query(sql, params))
             .map_err(store_error)
     }
 
-    /// Runs a statement, migrating first if needed.
+    /// Runs a statement on a current schema.
     pub fn execute(&self, sql: &str, params: &[SqlValue]) -> StoreResult<u64> {
         self.with_schema(|db| db.execute(sql, params))
             .map_err(store_error)
@@ -209,13 +222,8 @@ impl SqlStore {
     /// Runs `work` in a write transaction: committed if it returns `Ok`,
     /// rolled back otherwise. The schema check happens before `BEGIN`.
     pub fn transaction<T>(&self, work: impl Fn(&Self) -> StoreResult<T>) -> StoreResult<T> {
-        // A cheap statement first, so a missing schema is found and
-        // migrated outside the transaction.
-        self.query("SELECT version FROM schema_migrations LIMIT 1", &[])
-            .or_else(|_| {
-                self.with_schema(|db| db.query("SELECT id FROM users LIMIT 1", &[]))
-                    .map_err(store_error)
-            })?;
+        // Migrations run in transactions of their own: outside this one.
+        self.ensure_schema().map_err(store_error)?;
         self.db
             .execute(self.dialect().begin(), &[])
             .map_err(store_error)?;
@@ -292,13 +300,37 @@ impl UserStore for SqlStore {
         )
     }
 
-    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, String)>> {
+    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>> {
         let rows = self.query(
-            &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"),
+            &format!(
+                "SELECT {USER_COLUMNS}, password_hash, credential_version FROM users WHERE email = $1"
+            ),
             &[email.as_str().into()],
         )?;
         rows.first()
-            .map(|row| Ok((user_from_row(row)?, row.text(5)?)))
+            .map(|row| {
+                let credentials = Credentials {
+                    hash: row.text(5)?,
+                    version: row.int(6)?,
+                };
+                Ok((user_from_row(row)?, credentials))
+            })
+            .transpose()
+            .map_err(StoreError::Other)
+    }
+
+    fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
+        let rows = self.query(
+            "SELECT password_hash, credential_version FROM users WHERE id = $1",
+            &[id.into()],
+        )?;
+        rows.first()
+            .map(|row| {
+                Ok(Credentials {
+                    hash: row.text(0)?,
+                    version: row.int(1)?,
+                })
+            })
             .transpose()
             .map_err(StoreError::Other)
     }
@@ -314,9 +346,18 @@ impl UserStore for SqlStore {
             .map_err(StoreError::Other)
     }
 
-    fn set_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
+    fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()> {
         self.execute(
-            "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1",
+            "UPDATE users SET password_hash = $3 WHERE id = $1 AND credential_version = $2",
+            &[id.into(), old.version.into(), hash.into()],
+        )?;
+        Ok(())
+    }
+
+    fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
+        self.execute(
+            "UPDATE users SET password_hash = $2, updated_at = $3, \
+             credential_version = credential_version + 1 WHERE id = $1",
             &[id.into(), hash.into(), now.into()],
         )?;
         Ok(())
@@ -612,13 +653,8 @@ impl SessionStore for SqlStore {
     }
 }
 
-/// Whole seconds from `now` until `ends`, both in milliseconds, rounded up.
-fn seconds_left(ends: i64, now: i64) -> u64 {
-    ((ends - now).max(0) as u64).div_ceil(1000)
-}
-
 impl CounterStore for SqlStore {
-    fn hit(&self, key: &str, window: u64, now: i64) -> StoreResult<(u64, u64)> {
+    fn hit(&self, key: &str, window: u64, now: Millis) -> StoreResult<(u64, u64)> {
         // One statement: a new or expired window restarts at 1, otherwise
         // the count goes up; either way the row comes back.
         let rows = self.query(
@@ -627,22 +663,25 @@ impl CounterStore for SqlStore {
                count = CASE WHEN counters.window_ends_at <= $3 THEN 1 ELSE counters.count + 1 END, \
                window_ends_at = CASE WHEN counters.window_ends_at <= $3 THEN $2 ELSE counters.window_ends_at END \
              RETURNING count, window_ends_at",
-            &[key.into(), (now + window as i64 * 1000).into(), now.into()],
+            &[
+                key.into(),
+                now.plus_seconds(window).as_i64().into(),
+                now.as_i64().into(),
+            ],
         )?;
         let row = rows
             .first()
             .ok_or_else(|| StoreError::Other(anyhow::anyhow!("counter upsert returned no row")))?;
         let count = row.int(0).map_err(StoreError::Other)?;
-        let ends = row.int(1).map_err(StoreError::Other)?;
-        Ok((count.max(0) as u64, seconds_left(ends, now)))
+        let ends = Millis::from_stored(row.int(1).map_err(StoreError::Other)?);
+        Ok((count.max(0) as u64, now.seconds_until(ends)))
     }
 
     fn clear(&self, key: &str) -> StoreResult<()> {
-        // Counters whose window has ended are met here, and removed.
-        self.execute(
-            "DELETE FROM counters WHERE key = $1 OR window_ends_at <= $2",
-            &[key.into(), clock::now_millis().into()],
-        )?;
+        // Only this key: another family's counters (registrations, say)
+        // are not this caller's to end. A row whose window has ended is
+        // restarted by its next hit.
+        self.execute("DELETE FROM counters WHERE key = $1", &[key.into()])?;
         Ok(())
     }
 

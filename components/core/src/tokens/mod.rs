@@ -5,4 +5,8 @@ mod access;
 mod refresh;
 
 pub use access::{AccessClaims, AccessKeys, TokenRejection};
+
+/// Shortest acceptable HMAC key: 256 bits, the output size of SHA-256
+/// (RFC 7518 section 3.2 requires at least that for HS256).
+pub const MIN_JWT_KEY_BYTES: usize = 32;
 pub use refresh::{RefreshToken, TokenDigest};

@@ -5,11 +5,21 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// Random bytes in a token (256 bits, RFC 9700 section 4.14's "high entropy").
 const TOKEN_BYTES: usize = 32;
+/// ChaCha20-Poly1305's nonce size (RFC 8439 section 2.8).
+const NONCE_BYTES: usize = 12;
+/// Prefix of a sealed successor in the current format.
+const SEAL_VERSION: &str = "v1.";
+/// HKDF `info` and AEAD associated data: binds keys and ciphertexts to
+/// this one use.
+const SEAL_CONTEXT: &[u8] = b"spin-auth refresh successor v1";
 
 /// A refresh token in the clear. No `Display`; `Debug` hides it.
 pub struct RefreshToken(Zeroizing<String>);
@@ -40,42 +50,62 @@ impl RefreshToken {
     }
 
     /// `successor` encrypted so that only a holder of this token can read
-    /// it: XOR with a pad derived from this token. The server keeps the
-    /// result beside this token's digest when it retires this token; it
-    /// cannot read it itself, since it never stores this token.
+    /// it. The server keeps the result beside this token's digest when it
+    /// retires this token; it cannot read it itself, since it never stores
+    /// this token.
+    ///
+    /// The construction is standard: HKDF-SHA-256 (RFC 5869) derives a key
+    /// from this token, and ChaCha20-Poly1305 (RFC 8439) encrypts and
+    /// authenticates the successor under a random nonce. The text is
+    /// `v1.` and the URL-safe base64 of nonce and ciphertext.
     pub fn seal(&self, successor: &RefreshToken) -> String {
-        let Ok(plain) = URL_SAFE_NO_PAD.decode(successor.expose()) else {
-            return String::new();
-        };
-        let pad = self.pad();
-        let sealed: Vec<u8> = plain.iter().zip(pad.iter()).map(|(a, b)| a ^ b).collect();
-        hex::encode(sealed)
+        let nonce = crate::random::bytes::<NONCE_BYTES>();
+        let sealed = self
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: successor.expose().as_bytes(),
+                    aad: SEAL_CONTEXT,
+                },
+            )
+            .expect("ChaCha20-Poly1305 encrypts a 43-byte message");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{SEAL_VERSION}{}", URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// Reads a successor sealed by [`RefreshToken::seal`] with this token.
+    /// Reads a successor sealed by [`RefreshToken::seal`] with this token;
+    /// `None` for anything else, including rows sealed before version 1
+    /// (a hand-made pad, no longer trusted).
     pub fn unseal(&self, sealed: &str) -> Option<RefreshToken> {
-        let sealed = hex::decode(sealed).ok()?;
-        if sealed.len() != TOKEN_BYTES {
+        let sealed = URL_SAFE_NO_PAD
+            .decode(sealed.strip_prefix(SEAL_VERSION)?)
+            .ok()?;
+        if sealed.len() <= NONCE_BYTES {
             return None;
         }
-        let pad = self.pad();
+        let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
         let plain = Zeroizing::new(
-            sealed
-                .iter()
-                .zip(pad.iter())
-                .map(|(a, b)| a ^ b)
-                .collect::<Vec<u8>>(),
+            self.cipher()
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: ciphertext,
+                        aad: SEAL_CONTEXT,
+                    },
+                )
+                .ok()?,
         );
-        Some(Self(Zeroizing::new(
-            URL_SAFE_NO_PAD.encode(plain.as_slice()),
-        )))
+        RefreshToken::parse(std::str::from_utf8(&plain).ok()?)
     }
 
-    fn pad(&self) -> Zeroizing<[u8; 32]> {
-        let mut hasher = Sha256::new();
-        hasher.update(b"spin-auth refresh successor\0");
-        hasher.update(self.0.as_bytes());
-        Zeroizing::new(hasher.finalize().into())
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        let mut key = Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(None, self.0.as_bytes())
+            .expand(SEAL_CONTEXT, key.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        ChaCha20Poly1305::new(Key::from_slice(key.as_slice()))
     }
 }
 
@@ -148,9 +178,41 @@ mod tests {
         let sealed = old.seal(&new);
         assert_eq!(old.unseal(&sealed).unwrap().expose(), new.expose());
         let stranger = RefreshToken::generate();
-        assert_ne!(stranger.unseal(&sealed).unwrap().expose(), new.expose());
+        assert!(stranger.unseal(&sealed).is_none());
         assert!(!sealed.contains(new.expose()));
         assert!(old.unseal("zz").is_none());
+        assert!(old.unseal("v1.").is_none());
+    }
+
+    #[test]
+    fn sealing_twice_gives_different_texts() {
+        let old = RefreshToken::generate();
+        let new = RefreshToken::generate();
+        assert_ne!(old.seal(&new), old.seal(&new));
+    }
+
+    #[test]
+    fn a_tampered_sealed_successor_is_refused() {
+        let old = RefreshToken::generate();
+        let sealed = old.seal(&RefreshToken::generate());
+        let mut bytes = URL_SAFE_NO_PAD
+            .decode(&sealed[SEAL_VERSION.len()..])
+            .unwrap();
+        for i in [0, NONCE_BYTES, bytes.len() - 1] {
+            bytes[i] ^= 1;
+            let tampered = format!("{SEAL_VERSION}{}", URL_SAFE_NO_PAD.encode(&bytes));
+            assert!(old.unseal(&tampered).is_none(), "flipped byte {i}");
+            bytes[i] ^= 1;
+        }
+    }
+
+    /// Rows sealed before version 1 were 64 hex digits (a SHA-256 pad):
+    /// they are refused, so a replay of such a token in its grace window
+    /// gets `invalid_refresh_token` instead of being trusted.
+    #[test]
+    fn a_successor_sealed_in_the_old_format_is_refused() {
+        let old = RefreshToken::generate();
+        assert!(old.unseal(&"ab".repeat(32)).is_none());
     }
 
     #[test]
