@@ -164,9 +164,10 @@ fn every_variable_of_spin_toml_is_bound_and_secrets_come_from_a_secret() {
             has_value != has_source,
             "{name}: exactly one of value and valueFrom"
         );
-        // Secrets, and the URLs (which carry passwords), never as values.
+        // Secrets, and the URLs of services (which carry passwords), never
+        // as values; app_url is the public base of the links in emails.
         let secret = declared[name].get("secret").and_then(toml::Value::as_bool) == Some(true)
-            || name.ends_with("_url");
+            || (name.ends_with("_url") && name != "app_url");
         if secret {
             let reference = &variable["valueFrom"]["secretKeyRef"];
             assert!(

@@ -308,6 +308,14 @@ impl Reply {
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The token of the newest verification link for `email` in the app's log
+/// (without `mail_url`, messages are printed there).
+pub fn verification_token_from_log(app: &TestApp, email: &str) -> Option<String> {
+    let log = app.log_text();
+    let start = log.rfind(&format!(" to {email} (kept in the outbox"))?;
+    crate::mail_sink::link_token(&log[start..], "/verify-email")
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.host.url())
@@ -369,6 +377,20 @@ impl TestApp {
                 .json(&json!({"email": email, "password": password})),
         )
         .await
+    }
+
+    /// Registers `email` and verifies it with the link from the log (the
+    /// app has no `mail_url`); what an admin in `admin_emails` needs.
+    pub async fn register_verified(&self, email: &str, password: &str) -> Reply {
+        let registered = self.register(email, password).await;
+        assert_eq!(registered.status, 201, "{}", registered.text);
+        let token =
+            verification_token_from_log(self, email).expect("a verification link in the log");
+        let verified = self
+            .post_json("/auth/verify-email", json!({"token": token}), None)
+            .await;
+        assert_eq!(verified.status, 200, "{}", verified.text);
+        verified
     }
 
     /// Registers user number `n` (`user{n}@example.com`).

@@ -7,10 +7,12 @@
 
 mod conformance;
 mod helpers;
+mod mail_sink;
 mod migrations;
 mod openapi;
 mod outages;
 mod questions;
+mod recovery;
 mod review;
 mod sessions;
 mod tokens;

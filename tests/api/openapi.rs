@@ -160,6 +160,38 @@ async fn every_response_of_a_full_session_matches_the_document() {
 
     let registered = app.register("docs-admin@example.com", PASSWORD).await;
     conforms(&doc, "post", "/auth/register", &registered);
+    let token = verification_token_from_log(&app, "docs-admin@example.com").unwrap();
+    let verified = post("/auth/verify-email", json!({"token": token}), None).await;
+    assert_eq!(verified.status, 200, "{}", verified.text);
+    conforms(&doc, "post", "/auth/verify-email", &verified);
+    conforms(
+        &doc,
+        "post",
+        "/auth/verify-email",
+        &post("/auth/verify-email", json!({"token": token}), None).await,
+    );
+    conforms(
+        &doc,
+        "post",
+        "/auth/password/forgot",
+        &post(
+            "/auth/password/forgot",
+            json!({"email": "docs-admin@example.com"}),
+            None,
+        )
+        .await,
+    );
+    conforms(
+        &doc,
+        "post",
+        "/auth/password/reset",
+        &post(
+            "/auth/password/reset",
+            json!({"token": token, "new_password": "another passphrase"}),
+            None,
+        )
+        .await,
+    );
     conforms(
         &doc,
         "post",

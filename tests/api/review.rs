@@ -152,7 +152,7 @@ async fn nul_bytes_get_a_422_or_a_404_never_a_500(backend: Backend) {
         AppOptions::with_variables(vec![("admin_emails", admin.into())]),
     )
     .await;
-    assert_eq!(app.register(admin, PASSWORD).await.status, 201);
+    app.register_verified(admin, PASSWORD).await;
     let token = app.login(admin, PASSWORD).await.access_token();
 
     let path = app
@@ -281,7 +281,7 @@ async fn an_address_removed_from_admin_emails_loses_admin_at_the_next_refresh(ba
         ..AppOptions::default()
     };
     let before = spawn_app_with(backend, options(admin)).await;
-    assert_eq!(before.register(admin, PASSWORD).await.status, 201);
+    before.register_verified(admin, PASSWORD).await;
     let login = before.login(admin, PASSWORD).await;
     let (_, claims) = jwt_parts(&login.access_token());
     assert_eq!(claims["roles"], json!(["user", "admin"]));

@@ -6,13 +6,16 @@
 - Positive data: a JSON Schema cannot state three of the API's business
   rules, so schema-valid examples are adjusted to meet them before they are
   sent: a new password must not be a common or guessable one, a password
-  change must give the right current password, a refresh token must be one
-  the service issued, and an answer index must point at one of the
-  question's choices. Negative examples are left alone.
+  change must give the right current password, a refresh token or an
+  email link's token must be one the service issued, and an answer index
+  must point at one of the question's choices. Negative examples are left
+  alone. Email links are read from the app's log (SPIN_AUTH_LOG: with no
+  mail_url, the app prints the messages it keeps there).
 """
 
 import os
 import secrets
+import time
 
 import requests
 import schemathesis
@@ -57,6 +60,45 @@ def fresh_refresh_token():
     ].split(";")[0].split("=", 1)[1]
 
 
+def newest_link(path, address):
+    """The token of the newest `path` link mailed to `address`, waiting a
+    little: a reset link is issued after the response."""
+    for _ in range(50):
+        with open(os.environ["SPIN_AUTH_LOG"], encoding="utf-8", errors="replace") as log:
+            text = log.read()
+        start = text.rfind(f" to {address} (kept in the outbox")
+        marker = text.find(f"{path}?token=", start) if start >= 0 else -1
+        if marker >= 0:
+            return text[marker + len(path) + len("?token="):].split()[0]
+        time.sleep(0.1)
+    return None
+
+
+def fresh_address():
+    """A new account's address; its verification link is in the log."""
+    address = f"st-{secrets.token_hex(8)}@example.com"
+    requests.post(
+        f"{BASE_URL}/auth/register",
+        json={"email": address, "password": strong_password()},
+        timeout=30,
+    ).raise_for_status()
+    return address
+
+
+def fresh_reset_token():
+    """A reset link for a new account. Each request claims to come from its
+    own client (the runner is a trusted proxy), so the per-client limit on
+    reset requests does not end the run."""
+    address = fresh_address()
+    requests.post(
+        f"{BASE_URL}/auth/password/forgot",
+        json={"email": address},
+        headers={"x-forwarded-for": f"198.51.100.{secrets.randbelow(254) + 1}"},
+        timeout=30,
+    ).raise_for_status()
+    return newest_link("/reset-password", address)
+
+
 def is_integral(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
 
@@ -77,6 +119,12 @@ def map_case(context, case):
         body["new_password"] = ADMIN_PASSWORD
     elif label == "POST /auth/refresh" and isinstance(body.get("refresh_token"), str):
         body["refresh_token"] = fresh_refresh_token()
+    elif label == "POST /auth/verify-email" and isinstance(body.get("token"), str):
+        body["token"] = newest_link("/verify-email", fresh_address())
+    elif label == "POST /auth/password/reset" and isinstance(body.get("token"), str):
+        body["token"] = fresh_reset_token()
+        if isinstance(body.get("new_password"), str):
+            body["new_password"] = strong_password()
     elif label == "POST /questions/topics/{slug}/questions":
         choices = body.get("choices")
         if isinstance(choices, list) and choices and is_integral(body.get("answer_index")):

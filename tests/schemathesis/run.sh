@@ -15,13 +15,25 @@ fi
 export SPIN_AUTH_ADMIN_EMAIL="admin@schemathesis.example"
 export SPIN_AUTH_ADMIN_PASSWORD="schemathesis admin passphrase"
 
+# admin_emails grants admin to a verified address only: verify_admin LOG
+# reads the link the app printed to LOG (it has no mail_url) and uses it.
+verify_admin() {
+  local token
+  token=$(grep -o 'verify-email?token=[A-Za-z0-9_-]*' "$1" | tail -n 1 | cut -d= -f2)
+  curl -s "$SPIN_AUTH_URL/auth/verify-email" -H 'content-type: application/json' \
+    -d "{\"token\": \"$token\"}" > /dev/null
+}
+
 # Against an app someone else started (real `spin up` in the GitHub
-# workflow): it must have SPIN_AUTH_ADMIN_EMAIL in admin_emails and
-# generous throttling limits.
+# workflow): it must have SPIN_AUTH_ADMIN_EMAIL in admin_emails, generous
+# throttling limits, 127.0.0.1 as a trusted proxy, and its auth
+# component's log at SPIN_AUTH_LOG.
 if [ -n "${SPIN_AUTH_EXTERNAL_URL:-}" ]; then
   export SPIN_AUTH_URL="$SPIN_AUTH_EXTERNAL_URL"
   curl -s "$SPIN_AUTH_URL/auth/register" -H 'content-type: application/json' \
     -d "{\"email\": \"$SPIN_AUTH_ADMIN_EMAIL\", \"password\": \"$SPIN_AUTH_ADMIN_PASSWORD\"}" > /dev/null
+  sleep 1
+  verify_admin "${SPIN_AUTH_LOG:?the auth component log, for the admin verification link}"
   SCHEMATHESIS_HOOKS=tests.schemathesis.hooks PYTHONPATH=. exec timeout 900 \
     "$venv/bin/schemathesis" run "$SPIN_AUTH_URL/openapi.json" --checks all --workers 1 \
       --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" --seed "${SCHEMATHESIS_SEED:-20261125}" --no-color
@@ -41,6 +53,7 @@ env SPIN_VARIABLE_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$database?ssl
     SPIN_VARIABLE_REGISTRATIONS_PER_IP=1000000 \
     SPIN_VARIABLE_LOGIN_FAILURES_PER_IP=1000000 \
     SPIN_VARIABLE_LOGIN_FAILURES_PER_ACCOUNT=1000 \
+    SPIN_VARIABLE_TRUSTED_PROXIES=127.0.0.1 \
     target/debug/spin-auth --listen "127.0.0.1:$port" > target/schemathesis-host.log 2>&1 &
 host=$!
 cleanup() {
@@ -58,6 +71,9 @@ for _ in $(seq 1 120); do
 done
 curl -fs "$SPIN_AUTH_URL/auth/register" -H 'content-type: application/json' \
   -d "{\"email\": \"$SPIN_AUTH_ADMIN_EMAIL\", \"password\": \"$SPIN_AUTH_ADMIN_PASSWORD\"}" > /dev/null
+export SPIN_AUTH_LOG=target/schemathesis-host.log
+sleep 1
+verify_admin "$SPIN_AUTH_LOG"
 
 SCHEMATHESIS_HOOKS=tests.schemathesis.hooks PYTHONPATH=. timeout 900 \
   "$venv/bin/schemathesis" run "$SPIN_AUTH_URL/openapi.json" \

@@ -62,7 +62,9 @@ run() {
   done
   # Every request is bounded: a request that hangs inside Spin (as
   # spinframework/spin#3671 made them) fails the run instead of stalling it.
-  if ! SMOKE_ADMIN_EMAIL="$admin" timeout 300 python3 tests/smoke/smoke.py "http://127.0.0.1:$port"; then
+  # Spin keeps each component's output in the state folder's logs.
+  if ! SMOKE_ADMIN_EMAIL="$admin" SMOKE_LOG="$work/$name/.spin/logs/auth_stderr.txt" \
+    timeout 300 python3 tests/smoke/smoke.py "http://127.0.0.1:$port"; then
     echo "--- Spin's output"
     cat "$work/$name/spin.log"
     find "$work/$name/.spin/logs" -type f -exec sh -c 'echo "--- $1"; tail -n 50 "$1"' _ {} \; 2> /dev/null
@@ -81,4 +83,45 @@ run postgres-redis \
   SPIN_VARIABLE_REDIS_URL="$redis_url" \
   SPIN_VARIABLE_REDIS_KEY_PREFIX="spin-smoke:$database:" \
   SPIN_VARIABLE_JWT_KEY="$(head -c 32 /dev/urandom | base64)"
-echo "real Spin: every route answered on both backends"
+
+# Mail goes out through Spin's outbound HTTP after the response: a
+# registration's verification link reaches a mail API stand-in.
+echo "==> real Spin, mail delivery to an HTTP mail API"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+sink_port=$(free_port)
+port=$(free_port)
+python3 tests/spin/mail_sink.py "$sink_port" "$work/mail.jsonl" &
+sink_pid=$!
+mkdir -p "$work/mail"
+SPIN_VARIABLE_MAIL_URL="http://127.0.0.1:$sink_port/v1/send" \
+  SPIN_VARIABLE_MAIL_ALLOWED_HOST="http://127.0.0.1:$sink_port" \
+  SPIN_VARIABLE_MAIL_API_KEY="spin-run-key" \
+  "$spin" up --listen "127.0.0.1:$port" --state-dir "$work/mail/.spin" > "$work/mail/spin.log" 2>&1 &
+spin_pid=$!
+for _ in $(seq 1 240); do
+  curl -fs -m 5 "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
+  sleep 0.5
+done
+status=$(curl -s -m 30 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/auth/register" \
+  -H 'content-type: application/json' -d '{"email": "mail@spin.example.com", "password": "correct horse battery staple"}')
+for _ in $(seq 1 100); do
+  [ -s "$work/mail.jsonl" ] && break
+  sleep 0.1
+done
+kill "$sink_pid" 2> /dev/null || true
+stop
+if [ "$status" != 201 ] || ! python3 - "$work/mail.jsonl" <<'PY'
+import json, sys
+mail = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
+assert len(mail) == 1, mail
+assert mail[0]["authorization"] == "Bearer spin-run-key", mail
+assert mail[0]["body"]["to"] == "mail@spin.example.com", mail
+assert "/verify-email?token=" in mail[0]["body"]["text"], mail
+PY
+then
+  echo "FAIL: registration ($status) did not deliver its mail"
+  cat "$work/mail/spin.log" "$work/mail/.spin/logs/auth_stderr.txt" 2> /dev/null || true
+  exit 1
+fi
+echo "ok: the verification mail reached the mail API"
+echo "real Spin: every route answered on both backends, and mail was delivered"

@@ -33,6 +33,10 @@ fn handle_request(request: Request) -> Result<Response, ApiError> {
         AuthOp::ListSessions => auth::list_sessions(&service()?, &request),
         AuthOp::RevokeSession => auth::revoke_session(&service()?, &request, &params[0]),
         AuthOp::ChangePassword => auth::change_password(&service()?, &request),
+        AuthOp::RequestVerification => auth::request_verification(&service()?, &request),
+        AuthOp::VerifyEmail => auth::verify_email(&service()?, &request),
+        AuthOp::ForgotPassword => auth::forgot_password(&service()?, &request),
+        AuthOp::ResetPassword => auth::reset_password(&service()?, &request),
         AuthOp::Health => Ok(auth::health(&service()?)),
     }
 }

@@ -22,6 +22,10 @@ pub struct UserBody {
     pub roles: Vec<String>,
     /// RFC 3339 UTC.
     pub created_at: String,
+    /// Whether the owner proved the address.
+    pub email_verified: bool,
+    /// Whether sign-in needs a second factor.
+    pub mfa_enabled: bool,
 }
 
 impl UserBody {
@@ -34,6 +38,8 @@ impl UserBody {
             last_name: user.last_name.clone(),
             roles,
             created_at: rfc3339(user.created_at),
+            email_verified: user.email_verified,
+            mfa_enabled: false,
         }
     }
 }

@@ -3,13 +3,28 @@
 //! handler, write the response. A handler's error becomes problem+json, so
 //! no error ever reaches Spin (which would answer 500 with a backtrace).
 
+use std::cell::RefCell;
+
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Headers, IncomingRequest, OutgoingResponse, ResponseOutparam};
 
 use crate::error::ApiError;
 use crate::http::{MAX_BODY_BYTES, Request, Response};
 
-/// Serves one request with `handler`.
+thread_local! {
+    /// Work a handler put off until its response has gone out.
+    static AFTER_RESPONSE: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` once the response has been sent, in this same instance:
+/// the client does not wait for it (mail delivery), and a difference in
+/// work cannot show in the response's timing (a reset link for an account
+/// that may not exist). Its failures go to the log.
+pub fn after_response(work: impl FnOnce() + 'static) {
+    AFTER_RESPONSE.with(|queue| queue.borrow_mut().push(Box::new(work)));
+}
+
+/// Serves one request with `handler`, then runs what it put off.
 pub async fn serve(
     incoming: IncomingRequest,
     outparam: ResponseOutparam,
@@ -20,6 +35,9 @@ pub async fn serve(
         Err(error) => crate::problem::response(&error),
     };
     write_response(outparam, response).await;
+    while let Some(work) = AFTER_RESPONSE.with(|queue| queue.borrow_mut().pop()) {
+        work();
+    }
 }
 
 async fn read_request(incoming: IncomingRequest) -> Result<Request, ApiError> {

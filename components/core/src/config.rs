@@ -76,6 +76,22 @@ pub struct AuthSettings {
     pub registrations_per_ip: u64,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Refuse tokens to accounts whose address is not verified.
+    pub require_verified_email: bool,
+    /// Where mail goes, and the links in it.
+    pub mail: MailSettings,
+}
+
+/// Mail delivery and the links in messages.
+pub struct MailSettings {
+    /// Base of the links in messages (`https://app.example.com`).
+    pub app_url: String,
+    /// The HTTP mail API; `None` keeps messages in the outbox and the log.
+    pub mail_url: Option<String>,
+    /// Bearer token for the mail API.
+    pub mail_api_key: Option<Zeroizing<String>>,
+    /// The sender.
+    pub mail_from: String,
 }
 
 /// Reads variables from a lookup (a name to its value; `None` when the
@@ -130,6 +146,14 @@ impl<F: Fn(&str) -> Option<String>> Variables<F> {
                     ),
                 )
             })
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.get(name)?.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError::new(name, "must be true or false")),
+        }
     }
 
     fn text(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -238,6 +262,18 @@ impl AuthSettings {
                 parse_network(entry)
                     .ok_or_else(|| format!("has {entry:?}, which is not an address or CIDR"))
             })?,
+            require_verified_email: variables.flag("require_verified_email")?,
+            mail: MailSettings {
+                app_url: variables
+                    .optional_url("app_url", &["http", "https"])?
+                    .ok_or_else(|| ConfigError::new("app_url", "must not be empty"))?
+                    .trim_end_matches('/')
+                    .to_owned(),
+                mail_url: variables.optional_url("mail_url", &["http", "https"])?,
+                mail_api_key: Some(Zeroizing::new(variables.get("mail_api_key")?))
+                    .filter(|key| !key.trim().is_empty()),
+                mail_from: variables.text("mail_from")?,
+            },
         })
     }
 }
@@ -273,6 +309,11 @@ mod tests {
             ("login_failures_per_ip", "100"),
             ("registrations_per_ip", "20"),
             ("trusted_proxies", ""),
+            ("require_verified_email", "false"),
+            ("app_url", "http://127.0.0.1:3000"),
+            ("mail_url", ""),
+            ("mail_api_key", ""),
+            ("mail_from", "no-reply@localhost"),
         ]
         .into_iter()
         .map(|(k, v)| (k, v.to_owned()))

@@ -53,6 +53,11 @@ pub enum ApiError {
     TokenExpired,
     /// 403: authenticated, but the role is missing.
     Forbidden,
+    /// 403: the password is right, but the address must be verified first.
+    EmailNotVerified,
+    /// 400 `invalid_token`: an email link's token is unknown, used or too
+    /// old.
+    InvalidLink,
     /// 404 with a code: `not_found` or `session_not_found`.
     NotFound(&'static str),
     /// 405, with the methods the path does serve.
@@ -101,7 +106,8 @@ impl ApiError {
             | Self::MissingToken
             | Self::InvalidToken(_)
             | Self::TokenExpired => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::EmailNotVerified => 403,
+            Self::InvalidLink => 400,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::Conflict(_) => 409,
@@ -125,6 +131,8 @@ impl ApiError {
             Self::InvalidToken(_) => "invalid_token",
             Self::TokenExpired => "token_expired",
             Self::Forbidden => "forbidden",
+            Self::EmailNotVerified => "email_not_verified",
+            Self::InvalidLink => "invalid_token",
             Self::NotFound(code) | Self::Conflict(code) => code,
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -148,6 +156,8 @@ impl ApiError {
             Self::InvalidToken(_) => "Invalid access token",
             Self::TokenExpired => "Access token expired",
             Self::Forbidden => "Forbidden",
+            Self::EmailNotVerified => "Email not verified",
+            Self::InvalidLink => "Invalid link",
             Self::NotFound(_) => "Not found",
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::Conflict(_) => "Conflict",
@@ -181,6 +191,15 @@ impl ApiError {
             Self::InvalidToken(why) => format!("The access token is invalid: {why}."),
             Self::TokenExpired => "The access token has expired; refresh it.".to_owned(),
             Self::Forbidden => "Your roles do not allow this.".to_owned(),
+            Self::EmailNotVerified => {
+                "Verify your email address first: open the link we sent you.".to_owned()
+            }
+            Self::InvalidLink => {
+                "The link is unknown, already used or too old; ask for a new one.".to_owned()
+            }
+            Self::Conflict("already_verified") => {
+                "This email address is already verified.".to_owned()
+            }
             Self::NotFound("session_not_found") => "No such session.".to_owned(),
             Self::NotFound(_) => "The requested resource does not exist.".to_owned(),
             Self::MethodNotAllowed(allow) => {

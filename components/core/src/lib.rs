@@ -22,6 +22,7 @@ pub mod docs;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod mail;
 pub mod password;
 pub mod problem;
 pub mod questions;

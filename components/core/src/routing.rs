@@ -31,6 +31,14 @@ pub enum AuthOp {
     RevokeSession,
     /// `POST /auth/password`.
     ChangePassword,
+    /// `POST /auth/verify-email/request`.
+    RequestVerification,
+    /// `POST /auth/verify-email`.
+    VerifyEmail,
+    /// `POST /auth/password/forgot`.
+    ForgotPassword,
+    /// `POST /auth/password/reset`.
+    ResetPassword,
     /// `GET /health`.
     Health,
     /// `GET /openapi.json`.
@@ -49,6 +57,14 @@ pub const AUTH_ROUTES: &[Route<AuthOp>] = &[
     ("GET", "/auth/sessions", AuthOp::ListSessions),
     ("DELETE", "/auth/sessions/{id}", AuthOp::RevokeSession),
     ("POST", "/auth/password", AuthOp::ChangePassword),
+    (
+        "POST",
+        "/auth/verify-email/request",
+        AuthOp::RequestVerification,
+    ),
+    ("POST", "/auth/verify-email", AuthOp::VerifyEmail),
+    ("POST", "/auth/password/forgot", AuthOp::ForgotPassword),
+    ("POST", "/auth/password/reset", AuthOp::ResetPassword),
     ("GET", "/health", AuthOp::Health),
     ("GET", "/openapi.json", AuthOp::OpenApi),
     ("GET", "/docs", AuthOp::Docs),

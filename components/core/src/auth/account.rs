@@ -133,6 +133,10 @@ pub fn change_password(service: &AuthService, request: &Request) -> Result<Respo
 /// `GET /health`: 200 when every store answers, 503 naming the one that
 /// does not.
 pub fn health(service: &AuthService) -> Response {
+    // Health checks come often (a platform's probes): each also delivers
+    // due mail after its response, so a message kept after a failure is
+    // retried without waiting for the next one to be sent.
+    super::deliver_after_response();
     let state = |ok: bool| if ok { "ok" } else { "unavailable" };
     let database = service.stores.database.ping().is_ok();
     let sessions = match &service.stores.redis {

@@ -4,6 +4,7 @@
 //! as the steps of its use case; the component only routes to it.
 
 mod account;
+mod recovery;
 mod registration;
 mod sign_in;
 mod throttling;
@@ -11,6 +12,9 @@ mod throttling;
 use std::ops::Deref;
 
 pub use account::{change_password, health, list_sessions, me, revoke_session};
+pub use recovery::{
+    deliver_after_response, forgot_password, request_verification, reset_password, verify_email,
+};
 pub use registration::register;
 pub use sign_in::{login, logout, refresh, refresh_failure_response};
 
@@ -72,12 +76,18 @@ impl AuthService {
     fn audit(&self, event: &str, request: &Request, who: Who<'_>, detail: Option<&str>) {
         let user_agent = user_agent(request);
         let ip = request.client_ip(&self.settings.trusted_proxies);
+        self.record(event, who, &ip, &user_agent, detail);
+    }
+
+    /// Records an event for a client known by its address and user agent
+    /// (after the response, when the request is gone).
+    fn record(&self, event: &str, who: Who<'_>, ip: &str, user_agent: &str, detail: Option<&str>) {
         let recorded = self.stores.database.record(&AuditEvent {
             event,
             user_id: who.user_id,
             session_id: who.session_id,
-            ip: &ip,
-            user_agent: &user_agent,
+            ip,
+            user_agent,
             detail,
             at: clock::now(),
         });

@@ -108,7 +108,9 @@ pub fn register(service: &AuthService, request: &Request) -> Result<Response, Ap
         first_name,
         last_name,
         created_at: now,
+        email_verified: false,
     };
+    super::recovery::send_verification_link(service, &user)?;
     service.audit(
         "register",
         request,
@@ -118,7 +120,7 @@ pub fn register(service: &AuthService, request: &Request) -> Result<Response, Ap
         },
         None,
     );
-    let roles = roles_for(&email, &service.settings.admin_emails);
+    let roles = roles_for(&user, &service.settings.admin_emails);
     Ok(
         Response::json(201, &UserBody::new(&user, role_names(&roles)))
             .header("location", "/auth/me"),

@@ -107,7 +107,19 @@ pub fn login(service: &AuthService, request: &Request) -> Result<Response, ApiEr
         }
     }
 
-    let roles = roles_for(&user.email, &service.settings.admin_emails);
+    if service.settings.require_verified_email && !user.email_verified {
+        service.audit(
+            "login_refused",
+            request,
+            Who {
+                user_id: Some(&user.id),
+                session_id: None,
+            },
+            Some("the email address is not verified"),
+        );
+        return Err(ApiError::EmailNotVerified);
+    }
+    let roles = roles_for(&user, &service.settings.admin_emails);
     let session_id = crate::random::uuid().to_string();
     let token = RefreshToken::generate();
     let user_agent = user_agent(request);
@@ -241,7 +253,7 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
             .revoke_session(&user_id, &session_id)?;
         return refused(ApiError::InvalidRefreshToken);
     };
-    let roles = roles_for(&user.email, &service.settings.admin_emails);
+    let roles = roles_for(&user, &service.settings.admin_emails);
     let access_token = service.keys()?.mint(
         &user_id,
         &session_id,

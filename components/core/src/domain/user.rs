@@ -29,10 +29,12 @@ impl Role {
     }
 }
 
-/// The roles of the account with `email`, given the configured admins.
-pub fn roles_for(email: &Email, admin_emails: &[Email]) -> Vec<Role> {
+/// The roles of `user`, given the configured admins: `admin` only once the
+/// address is verified, so registering an address listed in `admin_emails`
+/// before its owner does grants nothing.
+pub fn roles_for(user: &User, admin_emails: &[Email]) -> Vec<Role> {
     let mut roles = vec![Role::User];
-    if admin_emails.contains(email) {
+    if user.email_verified && admin_emails.contains(&user.email) {
         roles.push(Role::Admin);
     }
     roles
@@ -51,4 +53,6 @@ pub struct User {
     pub last_name: Option<String>,
     /// Creation time.
     pub created_at: crate::clock::Timestamp,
+    /// Whether the owner proved the address.
+    pub email_verified: bool,
 }

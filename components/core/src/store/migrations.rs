@@ -36,6 +36,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../../migrations/postgres/0003_credential_version.sql"),
         sqlite: include_str!("../../../../migrations/sqlite/0003_credential_version.sql"),
     },
+    Migration {
+        version: 4,
+        postgres: include_str!("../../../../migrations/postgres/0004_email.sql"),
+        sqlite: include_str!("../../../../migrations/sqlite/0004_email.sql"),
+    },
 ];
 
 /// The version a database must have for this code: the newest migration's.

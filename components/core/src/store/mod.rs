@@ -11,6 +11,7 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod email;
 pub mod migrations;
 pub mod pg;
 pub mod questions;
@@ -19,6 +20,8 @@ pub mod sql;
 pub mod sqlite;
 
 use crate::clock::{Millis, Timestamp};
+pub use email::{LinkPurpose, LinkStore, Outbox, QueuedMail};
+
 use crate::domain::{Email, User};
 use crate::tokens::TokenDigest;
 
@@ -146,6 +149,8 @@ pub trait UserStore {
     /// Sets a new password: stores `hash` and bumps the credentials'
     /// version.
     fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
+    /// Records that the owner proved the address (kept if it already was).
+    fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()>;
 }
 
 /// How long sessions and their tokens live.

@@ -279,10 +279,11 @@ fn user_from_row(row: &Row) -> anyhow::Result<User> {
         first_name: row.optional_text(2)?,
         last_name: row.optional_text(3)?,
         created_at: row.int(4)?,
+        email_verified: row.optional_int(5)?.is_some(),
     })
 }
 
-const USER_COLUMNS: &str = "id, email, first_name, last_name, created_at";
+const USER_COLUMNS: &str = "id, email, first_name, last_name, created_at, email_verified_at";
 
 impl UserStore for SqlStore {
     fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
@@ -310,8 +311,8 @@ impl UserStore for SqlStore {
         rows.first()
             .map(|row| {
                 let credentials = Credentials {
-                    hash: row.text(5)?,
-                    version: row.int(6)?,
+                    hash: row.text(6)?,
+                    version: row.int(7)?,
                 };
                 Ok((user_from_row(row)?, credentials))
             })
@@ -350,6 +351,14 @@ impl UserStore for SqlStore {
         self.execute(
             "UPDATE users SET password_hash = $3 WHERE id = $1 AND credential_version = $2",
             &[id.into(), old.version.into(), hash.into()],
+        )?;
+        Ok(())
+    }
+
+    fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        self.execute(
+            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1",
+            &[id.into(), now.into()],
         )?;
         Ok(())
     }

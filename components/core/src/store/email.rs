@@ -1,0 +1,234 @@
+//! Single-use email links (verification and password reset) and the mail
+//! outbox, in the SQL database.
+
+use crate::clock::Timestamp;
+use crate::mail::Message;
+use crate::store::sql::SqlStore;
+use crate::store::{StoreError, StoreResult};
+use crate::tokens::TokenDigest;
+
+/// What a link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// Proves the account owns its address.
+    VerifyEmail,
+    /// Sets a new password.
+    ResetPassword,
+}
+
+impl LinkPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::VerifyEmail => "verify_email",
+            LinkPurpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// Single-use links, stored by digest.
+pub trait LinkStore {
+    /// Stores a link for `user_id`, valid until `expires_at`; with
+    /// `void_older`, the user's unused links of this purpose stop working.
+    fn issue_link(
+        &self,
+        digest: &TokenDigest,
+        user_id: &str,
+        purpose: LinkPurpose,
+        now: Timestamp,
+        expires_at: Timestamp,
+        void_older: bool,
+    ) -> StoreResult<()>;
+    /// The user an unused, live link is for, without using it.
+    fn link_user(
+        &self,
+        digest: &TokenDigest,
+        purpose: LinkPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>>;
+    /// Uses a link up: the user it was for, if it was unused and live.
+    fn use_link(
+        &self,
+        digest: &TokenDigest,
+        purpose: LinkPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>>;
+}
+
+/// A stored message waiting for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    /// Its id (also the delivery's idempotency key).
+    pub id: String,
+    /// Recipient.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+    /// Delivery attempts so far, this one included.
+    pub attempts: i64,
+}
+
+/// The mail outbox: every message is stored before it is sent.
+pub trait Outbox {
+    /// Stores a message for delivery; returns its id.
+    fn enqueue(&self, message: &Message, now: Timestamp) -> StoreResult<String>;
+    /// Claims up to `limit` due messages until `lease_until`, counting an
+    /// attempt for each: no other instance takes them meanwhile.
+    fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<QueuedMail>>;
+    /// A message was accepted by the mail service.
+    fn delivered(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+    /// A delivery failed; try again at `retry_at`.
+    fn failed(&self, id: &str, error: &str, retry_at: Timestamp) -> StoreResult<()>;
+}
+
+impl LinkStore for SqlStore {
+    fn issue_link(
+        &self,
+        digest: &TokenDigest,
+        user_id: &str,
+        purpose: LinkPurpose,
+        now: Timestamp,
+        expires_at: Timestamp,
+        void_older: bool,
+    ) -> StoreResult<()> {
+        if void_older {
+            self.execute(
+                "UPDATE email_tokens SET used_at = $3 \
+                 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+                &[user_id.into(), purpose.as_str().into(), now.into()],
+            )?;
+        }
+        self.execute(
+            "INSERT INTO email_tokens (digest, user_id, purpose, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                digest.as_str().into(),
+                user_id.into(),
+                purpose.as_str().into(),
+                now.into(),
+                expires_at.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn link_user(
+        &self,
+        digest: &TokenDigest,
+        purpose: LinkPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        let rows = self.query(
+            "SELECT user_id FROM email_tokens \
+             WHERE digest = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+            &[digest.as_str().into(), purpose.as_str().into(), now.into()],
+        )?;
+        rows.first()
+            .map(|row| row.text(0))
+            .transpose()
+            .map_err(StoreError::Other)
+    }
+
+    fn use_link(
+        &self,
+        digest: &TokenDigest,
+        purpose: LinkPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        // One statement: of two requests with the same link, one wins.
+        let rows = self.query(
+            "UPDATE email_tokens SET used_at = $3 \
+             WHERE digest = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 \
+             RETURNING user_id",
+            &[digest.as_str().into(), purpose.as_str().into(), now.into()],
+        )?;
+        rows.first()
+            .map(|row| row.text(0))
+            .transpose()
+            .map_err(StoreError::Other)
+    }
+}
+
+impl Outbox for SqlStore {
+    fn enqueue(&self, message: &Message, now: Timestamp) -> StoreResult<String> {
+        let id = crate::random::uuid().to_string();
+        self.execute(
+            "INSERT INTO outbox (id, created_at, recipient, subject, text_body, html_body, \
+             attempts, next_attempt_at, claimed_until) VALUES ($1, $2, $3, $4, $5, $6, 0, $2, 0)",
+            &[
+                id.as_str().into(),
+                now.into(),
+                message.to.as_str().into(),
+                message.subject.as_str().into(),
+                message.text.as_str().into(),
+                message.html.as_str().into(),
+            ],
+        )?;
+        Ok(id)
+    }
+
+    fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<QueuedMail>> {
+        let candidates = self.query(
+            "SELECT id FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+             AND claimed_until <= $1 ORDER BY created_at, id LIMIT $2",
+            &[now.into(), limit.into()],
+        )?;
+        let mut claimed = Vec::new();
+        for candidate in &candidates {
+            let id = candidate.text(0).map_err(StoreError::Other)?;
+            // A compare-and-set per message: whoever sets the lease first
+            // delivers it.
+            let rows = self.query(
+                "UPDATE outbox SET claimed_until = $3, attempts = attempts + 1 \
+                 WHERE id = $1 AND delivered_at IS NULL AND claimed_until <= $2 \
+                 RETURNING id, recipient, subject, text_body, html_body, attempts",
+                &[id.as_str().into(), now.into(), lease_until.into()],
+            )?;
+            if let Some(row) = rows.first() {
+                claimed.push(queued_from_row(row).map_err(StoreError::Other)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn delivered(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        self.execute(
+            "UPDATE outbox SET delivered_at = $2, last_error = NULL WHERE id = $1",
+            &[id.into(), now.into()],
+        )?;
+        Ok(())
+    }
+
+    fn failed(&self, id: &str, error: &str, retry_at: Timestamp) -> StoreResult<()> {
+        let error: String = error.chars().filter(|c| *c != '\0').take(500).collect();
+        self.execute(
+            "UPDATE outbox SET last_error = $2, next_attempt_at = $3, claimed_until = 0 WHERE id = $1",
+            &[id.into(), error.as_str().into(), retry_at.into()],
+        )?;
+        Ok(())
+    }
+}
+
+fn queued_from_row(row: &crate::store::sql::Row) -> anyhow::Result<QueuedMail> {
+    Ok(QueuedMail {
+        id: row.text(0)?,
+        to: row.text(1)?,
+        subject: row.text(2)?,
+        text: row.text(3)?,
+        html: row.text(4)?,
+        attempts: row.int(5)?,
+    })
+}

@@ -1,0 +1,309 @@
+//! Email verification and password recovery, through a real HTTP mail
+//! service stand-in (`MailSink`) on 127.0.0.1, and the development outbox
+//! of the embedded default.
+
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::mail_sink::{MailSink, link_token};
+use crate::on_every_backend;
+
+on_every_backend!(
+    registration_mails_a_link_that_verifies_the_address_once,
+    a_reset_link_sets_the_password_and_ends_every_session,
+    an_unknown_email_gets_the_same_answer_and_no_mail,
+    a_message_the_mail_service_refused_is_kept_and_delivered_later,
+    unverified_accounts_can_be_refused_tokens,
+    admin_emails_grant_admin_only_to_a_verified_address,
+    a_new_verification_link_is_throttled_and_refused_once_verified,
+);
+
+const API_KEY: &str = "test-mail-api-key";
+
+async fn app_with_sink(
+    backend: Backend,
+    extra: Vec<(&'static str, String)>,
+) -> (TestApp, MailSink) {
+    let sink = MailSink::start().await;
+    let mut variables = vec![
+        ("mail_url", sink.url()),
+        // Only the sink: the default allows https only.
+        ("mail_allowed_host", format!("http://{}", sink.address)),
+        ("mail_api_key", API_KEY.to_owned()),
+        ("mail_from", "accounts@example.com".to_owned()),
+        ("app_url", "https://app.example.com".to_owned()),
+    ];
+    variables.extend(extra);
+    let app = spawn_app_with(backend, AppOptions::with_variables(variables)).await;
+    (app, sink)
+}
+
+async fn registration_mails_a_link_that_verifies_the_address_once(backend: Backend) {
+    let (app, sink) = app_with_sink(backend, vec![]).await;
+
+    let registered = app.register("ada@example.com", PASSWORD).await;
+    assert_eq!(registered.status, 201, "{}", registered.text);
+    assert_eq!(registered.json()["email_verified"], false);
+
+    let mail = sink.wait_for(1).await.remove(0);
+    assert_eq!(
+        mail.authorization.as_deref(),
+        Some("Bearer test-mail-api-key")
+    );
+    assert!(mail.idempotency_key.is_some());
+    assert_eq!(mail.body["from"], "accounts@example.com");
+    assert_eq!(mail.body["to"], "ada@example.com");
+    let text = mail.body["text"].as_str().unwrap();
+    assert!(
+        text.contains("https://app.example.com/verify-email?token="),
+        "{text}"
+    );
+    assert!(mail.body["html"].as_str().unwrap().contains("<a href="));
+    let token = link_token(text, "/verify-email").unwrap();
+    assert!(token.len() >= 43, "256 bits: {token}");
+
+    let verified = app
+        .post_json("/auth/verify-email", json!({"token": token}), None)
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.text);
+    assert_eq!(verified.json()["email_verified"], true);
+    app.post_json("/auth/verify-email", json!({"token": token}), None)
+        .await
+        .assert_problem(400, "invalid_token");
+    let login = app.login("ada@example.com", PASSWORD).await;
+    assert_eq!(login.json()["user"]["email_verified"], true);
+    // Only a digest of the token is stored.
+    let stored = app.sql("SELECT digest FROM email_tokens").await;
+    assert!(
+        stored
+            .iter()
+            .all(|row| row[0].as_deref() != Some(token.as_str()))
+    );
+}
+
+async fn a_reset_link_sets_the_password_and_ends_every_session(backend: Backend) {
+    let (app, sink) = app_with_sink(backend, vec![]).await;
+    let (email, login) = app.signed_in_user().await;
+    let (access, refresh) = (login.access_token(), login.refresh_cookie().unwrap());
+    sink.wait_for(1).await;
+
+    let forgot = app
+        .post_json("/auth/password/forgot", json!({"email": email}), None)
+        .await;
+    assert_eq!(forgot.status, 202, "{}", forgot.text);
+    let mail = sink.wait_for(2).await.remove(1);
+    let token = link_token(mail.body["text"].as_str().unwrap(), "/reset-password").unwrap();
+
+    let new_password = "a brand new passphrase";
+    app.post_json(
+        "/auth/password/reset",
+        json!({"token": token, "new_password": "short"}),
+        None,
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    let reset = app
+        .post_json(
+            "/auth/password/reset",
+            json!({"token": token, "new_password": new_password}),
+            None,
+        )
+        .await;
+    assert_eq!(reset.status, 204, "{}", reset.text);
+
+    app.get("/auth/me", Some(&access))
+        .await
+        .assert_problem(401, "invalid_token");
+    app.refresh_with_cookie(&refresh)
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    app.login(&email, PASSWORD)
+        .await
+        .assert_problem(401, "invalid_credentials");
+    let again = app.login(&email, new_password).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json()["user"]["email_verified"], true);
+    app.post_json(
+        "/auth/password/reset",
+        json!({"token": token, "new_password": "yet another passphrase"}),
+        None,
+    )
+    .await
+    .assert_problem(400, "invalid_token");
+}
+
+async fn an_unknown_email_gets_the_same_answer_and_no_mail(backend: Backend) {
+    let (app, sink) = app_with_sink(backend, vec![]).await;
+    let (email, _) = app.signed_in_user().await;
+    sink.wait_for(1).await;
+
+    let known = app
+        .post_json("/auth/password/forgot", json!({"email": email}), None)
+        .await;
+    let unknown = app
+        .post_json(
+            "/auth/password/forgot",
+            json!({"email": "nobody@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (known.status, known.text.as_str()),
+        (unknown.status, unknown.text.as_str())
+    );
+    assert_eq!(known.status, 202);
+
+    sink.wait_for(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let received = sink.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert!(
+        received
+            .iter()
+            .all(|mail| mail.body["to"] == email.as_str())
+    );
+    app.post_json(
+        "/auth/password/forgot",
+        json!({"email": "not an email"}),
+        None,
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+}
+
+async fn a_message_the_mail_service_refused_is_kept_and_delivered_later(backend: Backend) {
+    let (app, sink) = app_with_sink(backend, vec![]).await;
+    sink.fail(true);
+    assert_eq!(
+        app.register("grace@example.com", PASSWORD).await.status,
+        201
+    );
+
+    // The request succeeded; the message is kept, with what went wrong.
+    let mut kept = Vec::new();
+    for _ in 0..100 {
+        kept = app
+            .sql("SELECT attempts, last_error, delivered_at FROM outbox")
+            .await;
+        if kept.first().is_some_and(|row| row[1].is_some()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0][0].as_deref(), Some("1"));
+    assert!(kept[0][1].as_deref().unwrap().contains("500"), "{kept:?}");
+    assert!(kept[0][2].is_none());
+
+    // Later, with the service back: its retry time has come (the clock is
+    // moved, not waited for), and the next health check delivers it.
+    sink.fail(false);
+    app.sql("UPDATE outbox SET next_attempt_at = 0").await;
+    assert_eq!(app.get("/health", None).await.status, 200);
+    let delivered = sink.wait_for(1).await;
+    assert_eq!(delivered[0].body["to"], "grace@example.com");
+    // Once delivered, it is never sent again.
+    app.sql("UPDATE outbox SET next_attempt_at = 0").await;
+    assert_eq!(app.get("/health", None).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert_eq!(sink.received().len(), 1);
+    let row = app.sql("SELECT attempts, delivered_at FROM outbox").await;
+    assert_eq!(row[0][0].as_deref(), Some("2"));
+    assert!(row[0][1].is_some());
+}
+
+async fn unverified_accounts_can_be_refused_tokens(backend: Backend) {
+    let (app, sink) = app_with_sink(backend, vec![("require_verified_email", "true".into())]).await;
+    assert_eq!(app.register("lin@example.com", PASSWORD).await.status, 201);
+    let refused = app.login("lin@example.com", PASSWORD).await;
+    refused.assert_problem(403, "email_not_verified");
+    assert!(refused.refresh_cookie().is_none());
+    // A wrong password is still just wrong.
+    app.login("lin@example.com", "not the password at all")
+        .await
+        .assert_problem(401, "invalid_credentials");
+
+    let mail = sink.wait_for(1).await.remove(0);
+    let token = link_token(mail.body["text"].as_str().unwrap(), "/verify-email").unwrap();
+    app.post_json("/auth/verify-email", json!({"token": token}), None)
+        .await;
+    assert_eq!(app.login("lin@example.com", PASSWORD).await.status, 200);
+}
+
+async fn admin_emails_grant_admin_only_to_a_verified_address(backend: Backend) {
+    let admin = "root@example.com";
+    let (app, sink) = app_with_sink(backend, vec![("admin_emails", admin.into())]).await;
+    let registered = app.register(admin, PASSWORD).await;
+    assert_eq!(registered.json()["roles"], json!(["user"]));
+    let before = app.login(admin, PASSWORD).await;
+    let (_, claims) = jwt_parts(&before.access_token());
+    assert_eq!(claims["roles"], json!(["user"]));
+    app.post_json(
+        "/questions/topics",
+        json!({"slug": "x", "name": "X"}),
+        Some(&before.access_token()),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+
+    let mail = sink.wait_for(1).await.remove(0);
+    let token = link_token(mail.body["text"].as_str().unwrap(), "/verify-email").unwrap();
+    let verified = app
+        .post_json("/auth/verify-email", json!({"token": token}), None)
+        .await;
+    assert_eq!(verified.json()["roles"], json!(["user", "admin"]));
+    // The session from before gets admin at its next refresh.
+    let refreshed = app
+        .refresh_with_cookie(&before.refresh_cookie().unwrap())
+        .await;
+    let (_, claims) = jwt_parts(&refreshed.access_token());
+    assert_eq!(claims["roles"], json!(["user", "admin"]));
+}
+
+async fn a_new_verification_link_is_throttled_and_refused_once_verified(backend: Backend) {
+    let (app, sink) = app_with_sink(backend, vec![]).await;
+    let (_, login) = app.signed_in_user().await;
+    let access = login.access_token();
+    let mut accepted = 0;
+    let mut last = None;
+    for _ in 0..7 {
+        let reply = app
+            .post_json("/auth/verify-email/request", json!({}), Some(&access))
+            .await;
+        if reply.status == 202 {
+            accepted += 1;
+        }
+        last = Some(reply);
+    }
+    assert_eq!(accepted, 5);
+    let last = last.unwrap();
+    last.assert_problem(429, "rate_limited");
+    assert!(last.header("retry-after").is_some());
+
+    let mails = sink.wait_for(6).await;
+    let token = link_token(mails[5].body["text"].as_str().unwrap(), "/verify-email").unwrap();
+    assert_eq!(
+        app.post_json("/auth/verify-email", json!({"token": token}), None)
+            .await
+            .status,
+        200
+    );
+    app.post_json("/auth/verify-email/request", json!({}), Some(&access))
+        .await
+        .assert_problem(409, "already_verified");
+}
+
+#[tokio::test]
+async fn without_mail_url_the_link_is_kept_and_shown_in_the_log() {
+    let app = spawn_app(Backend::Sqlite).await;
+    assert_eq!(app.register("dev@example.com", PASSWORD).await.status, 201);
+    let token = verification_token_from_log(&app, "dev@example.com").expect("the link in the log");
+    let kept = app.sql("SELECT recipient, delivered_at FROM outbox").await;
+    assert_eq!(kept, vec![vec![Some("dev@example.com".to_owned()), None]]);
+    assert_eq!(
+        app.post_json("/auth/verify-email", json!({"token": token}), None)
+            .await
+            .status,
+        200
+    );
+}
