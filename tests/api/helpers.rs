@@ -186,7 +186,7 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
     let redis_prefix = options
         .redis_prefix
         .unwrap_or_else(|| format!("test:{}:", uuid::Uuid::new_v4().simple()));
-    let jwt_key = "test-key-".to_owned() + &uuid::Uuid::new_v4().simple().to_string();
+    let jwt_key = format!("test-key-{}", uuid::Uuid::new_v4().simple());
     let mut variables: Vec<(String, String)> = Vec::new();
     if !options.bare {
         variables.push(("jwt_key".into(), jwt_key.clone()));

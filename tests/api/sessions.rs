@@ -536,7 +536,7 @@ async fn oversized_mistyped_and_malformed_requests_are_refused_cleanly(backend: 
         )
         .await;
     reply.assert_problem(415, "unsupported_media_type");
-    let deep = "[".repeat(5_000) + &"]".repeat(5_000);
+    let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
     let reply = app
         .send(
             app.client
