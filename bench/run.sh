@@ -108,7 +108,7 @@ target/release/examples/argon2 20 > "$out/argon2-native.txt"
 # The test fixture times two verifications in one instance: the first pays
 # for growing linear memory, the second does not.
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-(cd tests/fixture && SPIN_VARIABLE_SECRET_WORD=bench exec ../../target/release/spin-auth --no-build \
+(cd host/tests/fixture && SPIN_VARIABLE_SECRET_WORD=bench exec ../../../target/release/spin-auth --no-build \
   --state-dir "$state/fixture" --listen "127.0.0.1:$port") > "$out/fixture.log" 2>&1 &
 host=$!
 for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$port/argon2" > /dev/null 2>&1 && break; sleep 0.5; done

@@ -1,11 +1,12 @@
-//! `cargo run`: serve spin.toml the way `spin up` does.
+//! `cargo run`: serve spin.toml the way `spin up` does, with the local
+//! host in `host/` (the `spin-auth-host` library).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use spin_auth::{App, HostOptions};
+use spin_auth_host::{App, HostOptions};
 
 const USAGE: &str = "\
 Usage: spin-auth [--listen ADDRESS] [--from MANIFEST] [--state-dir DIR] [--no-build]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use spin_auth::{HostOptions, LogSink, RunningHost};
+use spin_auth_host::{HostOptions, LogSink, RunningHost};
 
 /// Where the suite's data lives. Every test runs on each combination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use spin_auth::Limits;
+use spin_auth_host::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spin_auth::Limits;
-use spin_auth::outbound::http::HttpTimeouts;
+use spin_auth_host::Limits;
+use spin_auth_host::outbound::http::HttpTimeouts;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -61,6 +61,83 @@ async fn server(answer: bool) -> Server {
         address,
         connections,
     }
+}
+
+/// A server on 127.0.0.1 that answers each request with the request itself
+/// (its head and a `content-length` body) as the response body.
+async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                let head_end = loop {
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+                let chunked = head.contains("\r\ntransfer-encoding: chunked");
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or(0);
+                let complete = |request: &[u8]| {
+                    if chunked {
+                        request[head_end..].ends_with(b"0\r\n\r\n")
+                    } else {
+                        request.len() >= head_end + length
+                    }
+                };
+                while !complete(&request) {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let body = if chunked {
+                    dechunk(&request[head_end..])
+                } else {
+                    request[head_end..].to_vec()
+                };
+                request.truncate(head_end);
+                request.extend_from_slice(&body);
+                let mut response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    request.len()
+                )
+                .into_bytes();
+                response.extend_from_slice(&request);
+                let _ = stream.write_all(&response).await;
+            });
+        }
+    });
+    address
+}
+
+/// The data of a `transfer-encoding: chunked` body.
+fn dechunk(mut chunked: &[u8]) -> Vec<u8> {
+    let mut data = Vec::new();
+    while let Some(line_end) = chunked.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&chunked[..line_end])
+            .ok()
+            .and_then(|size| usize::from_str_radix(size.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        data.extend_from_slice(&chunked[start..start + size]);
+        chunked = &chunked[start + size + 2..];
+    }
+    data
 }
 
 /// The fixture app with `allowed` as its `http_allowed` variable, which
@@ -235,4 +312,35 @@ async fn a_request_back_to_the_app_is_refused_even_by_a_wildcard() {
         answer,
         json!({"error": "Http(ErrorCode::HttpRequestDenied)"})
     );
+}
+
+#[tokio::test]
+async fn a_request_body_and_headers_reach_the_server() {
+    let echo = echo_server().await;
+    let fixture = fixture_allowing(
+        &format!("http://127.0.0.1:{}", echo.port()),
+        HttpTimeouts::default(),
+    );
+    let body = r#"{"to":"someone@example.com","text":"hello"}"#;
+    let answer = guest_get(
+        &fixture,
+        json!({
+            "url": format!("http://{echo}/mail"),
+            "body": body,
+            "headers": [["authorization", "Bearer k"], ["content-type", "application/json"]],
+        }),
+    )
+    .await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    let seen = answer["body"].as_str().unwrap_or_default();
+    let (head, sent) = seen.split_once("\r\n\r\n").expect("a request head");
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("post /mail http/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nauthorization: bearer k"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: application/json"),
+        "{head}"
+    );
+    assert!(head.contains(&format!("\r\nhost: {echo}")), "{head}");
+    assert_eq!(sent, body);
 }

@@ -3,7 +3,6 @@
 
 mod helpers;
 mod outbound_http;
-mod startup;
 mod timeouts;
 
 use helpers::*;
@@ -100,7 +99,7 @@ async fn a_path_no_route_matches_gets_an_empty_404() {
     let built = start();
     let dir = tempfile::tempdir().unwrap();
     let wasm = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/wasm32-wasip1/release/host_fixture.wasm");
+        .join("../target/wasm32-wasip1/release/host_fixture.wasm");
     let manifest = dir.path().join("spin.toml");
     std::fs::write(
         &manifest,
@@ -112,10 +111,10 @@ async fn a_path_no_route_matches_gets_an_empty_404() {
         ),
     )
     .unwrap();
-    let mut options = spin_auth::HostOptions::new(&manifest);
+    let mut options = spin_auth_host::HostOptions::new(&manifest);
     options.state_dir = Some(dir.path().join(".spin"));
-    options.log = spin_auth::LogSink::Memory(Default::default());
-    let host = spin_auth::RunningHost::start(options, "127.0.0.1:0".parse().unwrap()).unwrap();
+    options.log = spin_auth_host::LogSink::Memory(Default::default());
+    let host = spin_auth_host::RunningHost::start(options, "127.0.0.1:0".parse().unwrap()).unwrap();
     let response = built
         .client
         .get(format!("{}/other", host.url()))

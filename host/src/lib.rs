@@ -7,8 +7,8 @@
 //! follows Spin (see the README's "The local host" section for the known
 //! gaps).
 //!
-//! The binary (`cargo run`) serves an app; tests use [`RunningHost`] to
-//! start one on a free port.
+//! The root package's binary (`cargo run`) serves an app with [`App`];
+//! tests use [`RunningHost`] to start one on a free port.
 
 #![deny(missing_docs)]
 

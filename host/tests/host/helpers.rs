@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use spin_auth::{HostOptions, Limits, LogSink, RunningHost};
+use spin_auth_host::{HostOptions, Limits, LogSink, RunningHost};
 
 /// The local servers the tests use, overridable for other setups.
 pub fn database_url() -> String {

@@ -72,7 +72,7 @@ fn a_missing_wasm_file_ends_startup() {
 
 #[test]
 fn a_missing_required_variable_ends_startup() {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture/spin.toml");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("host/tests/fixture/spin.toml");
     let (code, stderr) = run_host(&manifest, &[]);
     assert_one_error_line(code, &stderr, "SPIN_VARIABLE_SECRET_WORD");
 }

@@ -2,10 +2,15 @@
 //! variables.
 //!
 //! `bindgen!` generates the host traits from the WIT in `wit/`; each
-//! submodule implements one interface on [`RequestState`], the data of a
-//! request's [`wasmtime::Store`]. Connections to servers live in
-//! [`Outbound`], shared by every request of the app, so a request reuses
-//! pooled connections instead of dialling.
+//! submodule implements one capability on [`RequestState`], the data of a
+//! request's [`wasmtime::Store`], laid out as Spin lays out its factors:
+//! where a capability keeps connections, `client.rs` holds them and
+//! `host.rs` implements the WIT (PostgreSQL adds `types.rs` for value
+//! conversions); `allowed_hosts.rs` is the `allowed_outbound_hosts` check
+//! they share, as Spin's outbound-networking factor. Connections to servers
+//! live in [`Outbound`], shared by every request of the app, so a request
+//! reuses pooled connections instead of dialling; this module wires it all
+//! into the linker.
 
 pub mod allowed_hosts;
 pub mod http;

@@ -1,408 +1,15 @@
-//! `spin:postgres/postgres@4.0.0` on `tokio-postgres`, with a
-//! `deadpool-postgres` pool per address shared by every request.
-//!
-//! Like Spin, the host connects without TLS only when the address says
-//! `sslmode=disable`; this host has no TLS client, so any other mode is
-//! refused with a message saying so, where Spin would try TLS.
-
-// The error type is the WIT's, with the server's error record inline.
-#![allow(clippy::result_large_err)]
-
-use std::collections::HashMap;
-use std::error::Error as _;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+//! Conversions between the WIT's values and PostgreSQL's.
 
 use bytes::{BufMut, BytesMut};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Row, Statement, config::SslMode};
-use wasmtime::component::Resource;
 
-use super::RequestState;
-use super::spin::postgres::postgres::{
-    Column, DbDataType, DbError, DbValue, Error, Host, HostConnection, Interval, ParameterValue,
-    QueryError, RangeBoundKind, RowSet,
+use crate::outbound::spin::postgres::postgres::{
+    DbDataType, DbValue, Error, Interval, ParameterValue, QueryError, RangeBoundKind,
 };
 
-/// How long a request waits for a connection before the open fails.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Connections per address; more requests than this wait for one.
-const MAX_CONNECTIONS: usize = 64;
-
-/// A `deadpool` pool per address, shared by every request, as in Spin.
-///
-/// A request borrows one connection for as long as its guest holds the
-/// resource. Spin resets session state at every checkout (a round trip);
-/// this host instead closes a connection whose guest may have changed its
-/// session (see [`PgConnection::track`]), so an idle one is always clean and
-/// lending it costs nothing: the pool only checks that it is still open.
-/// Each connection keeps the statements prepared on it (deadpool's
-/// statement cache).
-#[derive(Default, Clone)]
-pub struct Pools {
-    pools: Arc<Mutex<HashMap<String, Pool>>>,
-}
-
-impl Pools {
-    fn pool(&self, address: &str) -> Result<Pool, Error> {
-        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pool) = pools.get(address) {
-            return Ok(pool.clone());
-        }
-        let mut config: tokio_postgres::Config = address
-            .parse()
-            .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
-        if config.get_ssl_mode() != SslMode::Disable {
-            // The guest's fault: the address asks for TLS, which this host
-            // cannot provide.
-            return Err(Error::ConnectionFailed(
-                "this host connects without TLS only: add `sslmode=disable` to the address"
-                    .to_owned(),
-            ));
-        }
-        config.connect_timeout(CONNECT_TIMEOUT);
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(MAX_CONNECTIONS)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::Other(format!("cannot pool connections: {e}")))?;
-        pools.insert(address.to_owned(), pool.clone());
-        Ok(pool)
-    }
-
-    async fn connect(&self, address: &str) -> Result<PgConnection, Error> {
-        let pool = self.pool(address)?;
-        // A failure here is the server's (or the network's).
-        let client = pool.get().await.map_err(|error| match error {
-            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
-                Error::ConnectionFailed("too many connections".to_owned())
-            }
-            PoolError::Timeout(_) => {
-                Error::ConnectionFailed("timed out connecting to the server".to_owned())
-            }
-            PoolError::Backend(error) => Error::ConnectionFailed(error_text(&error)),
-            other => Error::ConnectionFailed(other.to_string()),
-        })?;
-        Ok(PgConnection {
-            client: Some(client),
-            in_transaction: false,
-            stateful: false,
-        })
-    }
-}
-
-/// A guest's connection: a client borrowed until the guest drops the
-/// resource (or the request ends).
-pub struct PgConnection {
-    client: Option<deadpool_postgres::Object>,
-    in_transaction: bool,
-    stateful: bool,
-}
-
-impl PgConnection {
-    fn client(&mut self) -> wasmtime::Result<&mut deadpool_postgres::Object> {
-        self.client
-            .as_mut()
-            .ok_or_else(|| wasmtime::Error::msg("the connection was released"))
-    }
-
-    /// Notes what a statement does to the session: a transaction left open,
-    /// or session state (settings, prepared statements, temporary tables,
-    /// locks, listeners) that must not reach another request.
-    fn track(&mut self, statement: &str) {
-        let words: Vec<String> = statement
-            .split_whitespace()
-            .take(2)
-            .map(str::to_ascii_uppercase)
-            .collect();
-        let first = words.first().map(String::as_str).unwrap_or_default();
-        let second = words.get(1).map(String::as_str).unwrap_or_default();
-        match first {
-            "BEGIN" | "START" => self.in_transaction = true,
-            "COMMIT" | "END" | "ROLLBACK" | "ABORT" => self.in_transaction = false,
-            "SET" | "RESET" | "LISTEN" | "PREPARE" | "DECLARE" | "LOCK" | "DISCARD" => {
-                self.stateful = true
-            }
-            "CREATE" if matches!(second, "TEMP" | "TEMPORARY") => self.stateful = true,
-            _ => {}
-        }
-        let lower = statement.to_ascii_lowercase();
-        if lower.contains("pg_advisory_lock") || lower.contains("set_config") {
-            self.stateful = true;
-        }
-    }
-}
-
-impl Drop for PgConnection {
-    fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
-            return;
-        };
-        // A connection that may carry session state is taken out of the
-        // pool and dropped, which closes it (the server rolls back and
-        // forgets the session), instead of being lent again; any other goes
-        // back to the pool when `client` drops.
-        if self.in_transaction || self.stateful {
-            drop(deadpool_postgres::Object::take(client));
-        }
-    }
-}
-
-/// The prepared statement for `sql` on `client`, prepared on first use.
-async fn prepared(
-    client: &deadpool_postgres::Object,
-    sql: &str,
-) -> Result<Statement, tokio_postgres::Error> {
-    client.prepare_cached(sql).await
-}
-
-/// Drops the prepared statement for `sql`, so its next use prepares it
-/// again (the schema may have changed under it).
-fn forget(client: &deadpool_postgres::Object, sql: &str) {
-    client.statement_cache.remove(sql, &[]);
-}
-
-impl Host for RequestState {}
-
-impl HostConnection for RequestState {
-    async fn open(
-        &mut self,
-        address: String,
-    ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
-        let started = self.call_started();
-        let result = self.open_pg(address).await;
-        self.call_ended("pg.open", started);
-        result
-    }
-
-    async fn query(
-        &mut self,
-        connection: Resource<PgConnection>,
-        statement: String,
-        params: Vec<ParameterValue>,
-    ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let started = self.call_started();
-        let result = self.query_pg(connection, statement, params).await;
-        self.call_ended("pg.query", started);
-        result
-    }
-
-    async fn execute(
-        &mut self,
-        connection: Resource<PgConnection>,
-        statement: String,
-        params: Vec<ParameterValue>,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        let started = self.call_started();
-        let result = self.execute_pg(connection, statement, params).await;
-        self.call_ended("pg.execute", started);
-        result
-    }
-
-    async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {
-        self.table.delete(connection)?;
-        Ok(())
-    }
-}
-
-impl RequestState {
-    /// Checks every host the address would connect to (a connection string
-    /// may name several, in its URL or its `host` parameter), as Spin does.
-    fn check_pg_address(&self, address: &str) -> Result<(), Error> {
-        let config: tokio_postgres::Config = address
-            .parse()
-            .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
-        let ports = config.get_ports();
-        for (index, host) in config.get_hosts().iter().enumerate() {
-            let name = match host {
-                tokio_postgres::config::Host::Tcp(name) => name,
-                #[cfg(unix)]
-                tokio_postgres::config::Host::Unix(_) => {
-                    return Err(Error::ConnectionFailed(
-                        "Unix sockets are not supported on WebAssembly".to_owned(),
-                    ));
-                }
-            };
-            let name = if name.contains(':') {
-                format!("[{name}]")
-            } else {
-                name.clone()
-            };
-            let port = ports.get(index).or(if ports.len() == 1 {
-                ports.first()
-            } else {
-                None
-            });
-            let url = match port {
-                Some(port) => format!("postgres://{name}:{port}"),
-                None => format!("postgres://{name}"),
-            };
-            if let Err(destination) = self.component.allowed_hosts.check_url(&url, "postgres") {
-                return Err(Error::ConnectionFailed(format!(
-                    "address {destination} is not permitted"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    async fn open_pg(
-        &mut self,
-        address: String,
-    ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
-        // The guest's fault when refused: the manifest does not list the
-        // address. Spin's message names only scheme, host and port.
-        if let Err(error) = self.check_pg_address(&address) {
-            return Ok(Err(error));
-        }
-        // A failure here is the server's (or the network's): the guest
-        // hears it as `connection-failed`.
-        match self.outbound.pg.connect(&address).await {
-            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
-            Err(error) => Ok(Err(error)),
-        }
-    }
-
-    async fn query_pg(
-        &mut self,
-        connection: Resource<PgConnection>,
-        statement: String,
-        params: Vec<ParameterValue>,
-    ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let tracked = self.table.get_mut(&connection)?;
-        tracked.track(&statement);
-        let client = tracked.client()?;
-        let params = match convert_params(params) {
-            Ok(params) => params,
-            Err(error) => return Ok(Err(error)),
-        };
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let sql = statement;
-        let statement = match prepared(client, &sql).await {
-            Ok(statement) => statement,
-            Err(error) => return Ok(Err(query_failed(error))),
-        };
-        let rows = match client.query(&statement, &refs).await {
-            Ok(rows) => rows,
-            Err(error) => {
-                // The schema may have changed under the prepared statement.
-                forget(client, &sql);
-                return Ok(Err(query_failed(error)));
-            }
-        };
-        // Spin takes the column list from the first row, so a query that
-        // returns no rows has no columns; a component must not rely on them.
-        let columns = rows
-            .first()
-            .map(|row| {
-                row.columns()
-                    .iter()
-                    .map(|column| Column {
-                        name: column.name().to_owned(),
-                        data_type: data_type(column.type_()),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let rows = match rows.iter().map(convert_row).collect::<Result<Vec<_>, _>>() {
-            Ok(rows) => rows,
-            Err(error) => return Ok(Err(error)),
-        };
-        Ok(Ok(RowSet { columns, rows }))
-    }
-
-    async fn execute_pg(
-        &mut self,
-        connection: Resource<PgConnection>,
-        statement: String,
-        params: Vec<ParameterValue>,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        let tracked = self.table.get_mut(&connection)?;
-        tracked.track(&statement);
-        let client = tracked.client()?;
-        // Spin reports a parameter it cannot convert as `bad-parameter` from
-        // `query` but as `value-conversion-failed` from `execute`; so does
-        // this host, so that a component sees the same error under both.
-        let params = match convert_params(params) {
-            Ok(params) => params,
-            Err(Error::BadParameter(text)) => return Ok(Err(Error::ValueConversionFailed(text))),
-            Err(error) => return Ok(Err(error)),
-        };
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let sql = statement;
-        let statement = match prepared(client, &sql).await {
-            Ok(statement) => statement,
-            Err(error) => return Ok(Err(query_failed(error))),
-        };
-        let result = client.execute(&statement, &refs).await;
-        if result.is_err() {
-            forget(client, &sql);
-        }
-        Ok(result.map_err(query_failed))
-    }
-}
-
-fn convert_params(params: Vec<ParameterValue>) -> Result<Vec<Param>, Error> {
-    params.into_iter().map(Param::try_from).collect()
-}
-
-/// The error and its causes, on one line.
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
-}
-
-fn query_failed(error: tokio_postgres::Error) -> Error {
-    if let Some(db) = error.as_db_error() {
-        let mut extras = Vec::new();
-        let mut extra = |name: &str, value: Option<&str>| {
-            if let Some(value) = value {
-                extras.push((name.to_owned(), value.to_owned()));
-            }
-        };
-        extra("hint", db.hint());
-        extra("schema", db.schema());
-        extra("table", db.table());
-        extra("column", db.column());
-        extra("constraint", db.constraint());
-        extra("datatype", db.datatype());
-        return Error::QueryFailed(QueryError::DbError(DbError {
-            as_text: db.to_string(),
-            severity: db.severity().to_owned(),
-            code: db.code().code().to_owned(),
-            message: db.message().to_owned(),
-            detail: db.detail().map(str::to_owned),
-            extras,
-        }));
-    }
-    if error.is_closed() {
-        return Error::ConnectionFailed(error.to_string());
-    }
-    let mut text = error.to_string();
-    if let Some(source) = error.source() {
-        text = format!("{text}: {source}");
-    }
-    Error::QueryFailed(QueryError::Text(text))
-}
-
-fn data_type(ty: &Type) -> DbDataType {
+pub(super) fn data_type(ty: &Type) -> DbDataType {
     match *ty {
         Type::BOOL => DbDataType::Boolean,
         Type::INT2 => DbDataType::Int16,
@@ -430,7 +37,7 @@ fn data_type(ty: &Type) -> DbDataType {
     }
 }
 
-fn convert_row(row: &Row) -> Result<Vec<DbValue>, Error> {
+pub(super) fn convert_row(row: &Row) -> Result<Vec<DbValue>, Error> {
     (0..row.len())
         .map(|index| {
             let column = &row.columns()[index];
@@ -530,7 +137,7 @@ fn datetime_tuple(dt: NaiveDateTime) -> (i32, u8, u8, u8, u8, u8, u32) {
 
 /// A guest parameter, converted to a Rust value `tokio-postgres` can send.
 #[derive(Debug)]
-enum Param {
+pub(super) enum Param {
     Bool(bool),
     Char(i8),
     I16(i16),
@@ -684,7 +291,7 @@ impl ToSql for Param {
 /// PostgreSQL's `interval`: microseconds, days and months, in that order on
 /// the wire.
 #[derive(Debug)]
-struct PgInterval(Interval);
+pub(super) struct PgInterval(Interval);
 
 impl ToSql for PgInterval {
     fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
@@ -725,7 +332,7 @@ type Bound<T> = Option<(T, RangeBoundKind)>;
 /// A PostgreSQL range in its binary form: a flags byte, then each present
 /// bound as a length-prefixed value of the element type.
 #[derive(Debug)]
-struct PgRange<T> {
+pub(super) struct PgRange<T> {
     lower: Bound<T>,
     upper: Bound<T>,
     empty: bool,

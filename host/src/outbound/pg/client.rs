@@ -1,0 +1,169 @@
+//! Connections: a pool per address, lent to one guest connection at a time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::{Statement, config::SslMode};
+
+use crate::outbound::spin::postgres::postgres::Error;
+
+/// How long a request waits for a connection before the open fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections per address; more requests than this wait for one.
+const MAX_CONNECTIONS: usize = 64;
+
+/// A `deadpool` pool per address, shared by every request, as in Spin.
+///
+/// A request borrows one connection for as long as its guest holds the
+/// resource. Spin resets session state at every checkout (a round trip);
+/// this host instead closes a connection whose guest may have changed its
+/// session (see [`PgConnection::track`]), so an idle one is always clean and
+/// lending it costs nothing: the pool only checks that it is still open.
+/// Each connection keeps the statements prepared on it (deadpool's
+/// statement cache).
+#[derive(Default, Clone)]
+pub struct Pools {
+    pools: Arc<Mutex<HashMap<String, Pool>>>,
+}
+
+impl Pools {
+    fn pool(&self, address: &str) -> Result<Pool, Error> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pool) = pools.get(address) {
+            return Ok(pool.clone());
+        }
+        let mut config: tokio_postgres::Config = address
+            .parse()
+            .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
+        if config.get_ssl_mode() != SslMode::Disable {
+            // The guest's fault: the address asks for TLS, which this host
+            // cannot provide.
+            return Err(Error::ConnectionFailed(
+                "this host connects without TLS only: add `sslmode=disable` to the address"
+                    .to_owned(),
+            ));
+        }
+        config.connect_timeout(CONNECT_TIMEOUT);
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(MAX_CONNECTIONS)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Other(format!("cannot pool connections: {e}")))?;
+        pools.insert(address.to_owned(), pool.clone());
+        Ok(pool)
+    }
+
+    pub(super) async fn connect(&self, address: &str) -> Result<PgConnection, Error> {
+        let pool = self.pool(address)?;
+        // A failure here is the server's (or the network's).
+        let client = pool.get().await.map_err(|error| match error {
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+                Error::ConnectionFailed("too many connections".to_owned())
+            }
+            PoolError::Timeout(_) => {
+                Error::ConnectionFailed("timed out connecting to the server".to_owned())
+            }
+            PoolError::Backend(error) => Error::ConnectionFailed(error_text(&error)),
+            other => Error::ConnectionFailed(other.to_string()),
+        })?;
+        Ok(PgConnection {
+            client: Some(client),
+            in_transaction: false,
+            stateful: false,
+        })
+    }
+}
+
+/// A guest's connection: a client borrowed until the guest drops the
+/// resource (or the request ends).
+pub struct PgConnection {
+    client: Option<deadpool_postgres::Object>,
+    in_transaction: bool,
+    stateful: bool,
+}
+
+impl PgConnection {
+    pub(super) fn client(&mut self) -> wasmtime::Result<&mut deadpool_postgres::Object> {
+        self.client
+            .as_mut()
+            .ok_or_else(|| wasmtime::Error::msg("the connection was released"))
+    }
+
+    /// Notes what a statement does to the session: a transaction left open,
+    /// or session state (settings, prepared statements, temporary tables,
+    /// locks, listeners) that must not reach another request.
+    pub(super) fn track(&mut self, statement: &str) {
+        let words: Vec<String> = statement
+            .split_whitespace()
+            .take(2)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let first = words.first().map(String::as_str).unwrap_or_default();
+        let second = words.get(1).map(String::as_str).unwrap_or_default();
+        match first {
+            "BEGIN" | "START" => self.in_transaction = true,
+            "COMMIT" | "END" | "ROLLBACK" | "ABORT" => self.in_transaction = false,
+            "SET" | "RESET" | "LISTEN" | "PREPARE" | "DECLARE" | "LOCK" | "DISCARD" => {
+                self.stateful = true
+            }
+            "CREATE" if matches!(second, "TEMP" | "TEMPORARY") => self.stateful = true,
+            _ => {}
+        }
+        let lower = statement.to_ascii_lowercase();
+        if lower.contains("pg_advisory_lock") || lower.contains("set_config") {
+            self.stateful = true;
+        }
+    }
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        // A connection that may carry session state is taken out of the
+        // pool and dropped, which closes it (the server rolls back and
+        // forgets the session), instead of being lent again; any other goes
+        // back to the pool when `client` drops.
+        if self.in_transaction || self.stateful {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+/// The prepared statement for `sql` on `client`, prepared on first use.
+pub(super) async fn prepared(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+) -> Result<Statement, tokio_postgres::Error> {
+    client.prepare_cached(sql).await
+}
+
+/// Drops the prepared statement for `sql`, so its next use prepares it
+/// again (the schema may have changed under it).
+pub(super) fn forget(client: &deadpool_postgres::Object, sql: &str) {
+    client.statement_cache.remove(sql, &[]);
+}
+
+/// The error and its causes, on one line.
+fn error_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
