@@ -9,9 +9,11 @@
 //! [`Stores::open`] picks the backends from the configuration; nothing
 //! connects until a use case first asks.
 
-#[cfg(feature = "conformance")]
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod email;
+#[cfg(test)]
+pub mod memory;
 pub mod migrations;
 pub mod pg;
 pub mod questions;
