@@ -150,6 +150,14 @@ impl AppOptions {
     }
 }
 
+/// These variables, and the test itself (127.0.0.1) as a trusted proxy: the
+/// test speaks for several clients through X-Forwarded-For, which the app
+/// believes only from a trusted proxy.
+pub fn throttled(mut variables: Vec<(&'static str, String)>) -> AppOptions {
+    variables.push(("trusted_proxies", "127.0.0.1".into()));
+    AppOptions::with_variables(variables)
+}
+
 /// A running app and what a test needs to inspect it.
 pub struct TestApp {
     pub backend: Backend,
@@ -186,7 +194,7 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
     let redis_prefix = options
         .redis_prefix
         .unwrap_or_else(|| format!("test:{}:", uuid::Uuid::new_v4().simple()));
-    let jwt_key = "test-key-".to_owned() + &uuid::Uuid::new_v4().simple().to_string();
+    let jwt_key = format!("test-key-{}", uuid::Uuid::new_v4().simple());
     let mut variables: Vec<(String, String)> = Vec::new();
     if !options.bare {
         variables.push(("jwt_key".into(), jwt_key.clone()));
@@ -391,6 +399,18 @@ impl TestApp {
             .await;
         assert_eq!(verified.status, 200, "{}", verified.text);
         verified
+    }
+
+    /// Registers `email` as a client at `ip` (through X-Forwarded-For; see
+    /// [`throttled`]).
+    pub async fn register_from(&self, email: &str, ip: &str) -> Reply {
+        self.send(
+            self.client
+                .post(self.url("/auth/register"))
+                .header("x-forwarded-for", ip)
+                .json(&json!({"email": email, "password": PASSWORD})),
+        )
+        .await
     }
 
     /// Registers user number `n` (`user{n}@example.com`).

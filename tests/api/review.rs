@@ -76,37 +76,22 @@ async fn logins_in_flight_during_a_password_change_keep_no_session(backend: Back
     assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
 }
 
-fn behind_a_trusted_proxy(mut variables: Vec<(&'static str, String)>) -> AppOptions {
-    variables.push(("trusted_proxies", "127.0.0.1".into()));
-    AppOptions::with_variables(variables)
-}
-
-async fn register_from(app: &TestApp, email: &str, ip: &str) -> Reply {
-    app.send(
-        app.client
-            .post(app.url("/auth/register"))
-            .header("x-forwarded-for", ip)
-            .json(&json!({"email": email, "password": PASSWORD})),
-    )
-    .await
-}
-
 async fn a_successful_login_does_not_reset_the_registration_limit(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        behind_a_trusted_proxy(vec![("registrations_per_ip", "2".into())]),
+        throttled(vec![("registrations_per_ip", "2".into())]),
     )
     .await;
     let ip = "203.0.113.30";
-    assert_eq!(register_from(&app, "a@example.com", ip).await.status, 201);
-    assert_eq!(register_from(&app, "b@example.com", ip).await.status, 201);
-    register_from(&app, "c@example.com", ip)
+    assert_eq!(app.register_from("a@example.com", ip).await.status, 201);
+    assert_eq!(app.register_from("b@example.com", ip).await.status, 201);
+    app.register_from("c@example.com", ip)
         .await
         .assert_problem(429, "rate_limited");
 
     assert_eq!(app.login("a@example.com", PASSWORD).await.status, 200);
 
-    let refused = register_from(&app, "d@example.com", ip).await;
+    let refused = app.register_from("d@example.com", ip).await;
     refused.assert_problem(429, "rate_limited");
     let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
     assert!(
@@ -118,26 +103,26 @@ async fn a_successful_login_does_not_reset_the_registration_limit(backend: Backe
 async fn registrations_are_limited_per_ipv6_slash_64(backend: Backend) {
     let app = spawn_app_with(
         backend,
-        behind_a_trusted_proxy(vec![("registrations_per_ip", "2".into())]),
+        throttled(vec![("registrations_per_ip", "2".into())]),
     )
     .await;
     assert_eq!(
-        register_from(&app, "a@example.com", "2001:db8:1:2::1")
+        app.register_from("a@example.com", "2001:db8:1:2::1")
             .await
             .status,
         201
     );
     assert_eq!(
-        register_from(&app, "b@example.com", "2001:db8:1:2::2")
+        app.register_from("b@example.com", "2001:db8:1:2::2")
             .await
             .status,
         201
     );
-    register_from(&app, "c@example.com", "2001:db8:1:2:ffff::3")
+    app.register_from("c@example.com", "2001:db8:1:2:ffff::3")
         .await
         .assert_problem(429, "rate_limited");
     assert_eq!(
-        register_from(&app, "d@example.com", "2001:db8:1:3::1")
+        app.register_from("d@example.com", "2001:db8:1:3::1")
             .await
             .status,
         201,

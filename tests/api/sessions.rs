@@ -408,13 +408,6 @@ async fn changing_the_password_ends_every_other_session(backend: Backend) {
     );
 }
 
-fn throttled(mut variables: Vec<(&'static str, String)>) -> AppOptions {
-    // The tests speak for several clients through X-Forwarded-For, which
-    // the app believes only from a trusted proxy: here, the test itself.
-    variables.push(("trusted_proxies", "127.0.0.1".into()));
-    AppOptions::with_variables(variables)
-}
-
 async fn failed_logins_are_throttled_per_account_and_address_and_decay(backend: Backend) {
     let app = spawn_app_with(
         backend,
@@ -486,13 +479,9 @@ async fn registrations_are_limited_per_address(backend: Backend) {
         throttled(vec![("registrations_per_ip", "2".into())]),
     )
     .await;
-    let register = |n: u32, ip: &'static str| {
-        app.send(
-            app.client
-                .post(app.url("/auth/register"))
-                .header("x-forwarded-for", ip)
-                .json(&json!({"email": format!("r{n}@example.com"), "password": PASSWORD})),
-        )
+    let app = &app;
+    let register = |n: u32, ip: &'static str| async move {
+        app.register_from(&format!("r{n}@example.com"), ip).await
     };
     assert_eq!(register(1, "203.0.113.20").await.status, 201);
     assert_eq!(register(2, "203.0.113.20").await.status, 201);
@@ -536,7 +525,7 @@ async fn oversized_mistyped_and_malformed_requests_are_refused_cleanly(backend: 
         )
         .await;
     reply.assert_problem(415, "unsupported_media_type");
-    let deep = "[".repeat(5_000) + &"]".repeat(5_000);
+    let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
     let reply = app
         .send(
             app.client

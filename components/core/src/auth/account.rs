@@ -94,7 +94,12 @@ pub fn change_password(service: &AuthService, request: &Request) -> Result<Respo
         .map_err(|reason| ApiError::invalid("new_password", reason))?;
     // Whoever holds a token must not get unlimited guesses at the password
     // behind it.
-    let attempt = Attempt::begin(service, format!("password:{}", user.id), None)?;
+    let attempt = Attempt::begin(
+        service.stores.counters(),
+        &service.settings,
+        format!("password:{}", user.id),
+        None,
+    )?;
     let now = clock::now();
     if verify_password(&current, &stored.hash).matches {
         attempt.succeeded()?;

@@ -4,6 +4,7 @@
 //! as the steps of its use case; the component only routes to it.
 
 mod account;
+pub mod login;
 mod recovery;
 mod registration;
 mod sign_in;

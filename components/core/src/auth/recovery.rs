@@ -50,7 +50,10 @@ pub(super) fn send_verification_link(service: &AuthService, user: &User) -> Resu
 /// Stores `message` in the outbox, then (after the response) delivers
 /// what is due. Without `mail_url`, the development log shows it.
 fn queue(service: &AuthService, message: &mail::Message) -> Result<(), ApiError> {
-    let id = service.stores.database.enqueue(message, clock::now())?;
+    let id = service
+        .stores
+        .database
+        .enqueue(&message.to_store(), clock::now())?;
     if service.settings.mail.mail_url.is_none() {
         // The embedded default's development log: the only place a token
         // is ever printed.

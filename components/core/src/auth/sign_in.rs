@@ -1,17 +1,16 @@
 //! Signing in and out: login, refresh token rotation, logout.
 
-use super::throttling::{Attempt, account_key, throttle_address};
+use super::login::{Client, Login, SignInStores, sign_in};
 use super::{
     AuthService, REFRESH_COOKIE, Who, cleared_cookie, refresh_cookie, role_names, user_agent,
 };
 use crate::api_types::{TokenBody, UserBody};
 use crate::clock;
-use crate::domain::{Email, Password, roles_for};
+use crate::domain::{Password, roles_for};
 use crate::error::ApiError;
 use crate::http::{JsonFields, Request, Response, form_pairs};
-use crate::password::{hash_password, verify_against_dummy, verify_password};
 use crate::service::authenticate;
-use crate::store::{NewSession, RotatedSession, Rotation, UserStore};
+use crate::store::{RotatedSession, Rotation, UserStore};
 use crate::tokens::RefreshToken;
 
 /// Email and password from a JSON body or an OAuth2 password-grant form
@@ -48,132 +47,49 @@ fn credentials(request: &Request) -> Result<(String, String), ApiError> {
 
 /// `POST /auth/login`: checks the password and starts a session.
 pub fn login(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
-    let (email_input, password_input) = credentials(request)?;
-    let password = Password::for_login(&password_input)
-        .map_err(|reason| ApiError::invalid("password", reason))?;
-    // The same canonical form as registration's; an input that is no
-    // address this service accepts cannot name an account, but still
-    // takes the same steps.
-    let email = Email::parse(&email_input).ok();
-    let account = match &email {
-        Some(email) => email.as_str().to_owned(),
-        None => email_input.trim().to_ascii_lowercase(),
-    };
+    let (email, password) = credentials(request)?;
+    let password =
+        Password::for_login(&password).map_err(|reason| ApiError::invalid("password", reason))?;
     let ip = request.client_ip(&service.settings.trusted_proxies);
-    let now = clock::now();
-    // Throttled attempts are refused before any hashing: that is the
-    // point of throttling. The attempt is counted now, not after the
-    // check, so that parallel guesses cannot all slip under the limit.
-    let address = throttle_address(&ip);
-    let attempt = Attempt::begin(
-        service,
-        account_key(&account, &address),
-        Some(format!("login-ip:{address}")),
-    )?;
-
-    // Unknown and known emails take the same steps and the same time.
-    let found = match &email {
-        Some(email) => service.stores.database.user_by_email(email)?,
-        None => None,
-    };
-    let verified = match &found {
-        Some((_, stored)) => verify_password(&password, &stored.hash),
-        None => {
-            verify_against_dummy(&password);
-            crate::password::Verification {
-                matches: false,
-                needs_rehash: false,
-            }
-        }
-    };
-    let Some((user, checked)) = found.filter(|_| verified.matches) else {
-        service.audit("login_failed", request, Who::default(), None);
-        return Err(ApiError::InvalidCredentials);
-    };
-    attempt.succeeded()?;
-
-    if verified.needs_rehash {
-        // Best effort: the login stands even if the upgrade cannot be saved.
-        let upgraded = hash_password(&password)
-            .map_err(ApiError::from)
-            .and_then(|hash| {
-                Ok(service
-                    .stores
-                    .database
-                    .upgrade_password_hash(&user.id, &checked, &hash)?)
-            });
-        if let Err(error) = upgraded {
-            eprintln!("cannot upgrade a password hash: {error}");
-        }
-    }
-
-    if service.settings.require_verified_email && !user.email_verified {
-        service.audit(
-            "login_refused",
-            request,
-            Who {
-                user_id: Some(&user.id),
-                session_id: None,
-            },
-            Some("the email address is not verified"),
-        );
-        return Err(ApiError::EmailNotVerified);
-    }
-    let roles = roles_for(&user, &service.settings.admin_emails);
-    let session_id = crate::random::uuid().to_string();
-    let token = RefreshToken::generate();
     let user_agent = user_agent(request);
-    let sessions = service.stores.sessions();
-    sessions.create_session(
-        &NewSession {
-            id: &session_id,
-            user_id: &user.id,
-            roles: &role_names(&roles).join(","),
-            created_at: now,
-            user_agent: &user_agent,
+    let stores = SignInStores {
+        users: &service.stores.database,
+        sessions: service.stores.sessions(),
+        counters: service.stores.counters(),
+        audit: &service.stores.database,
+    };
+    let command = Login {
+        email: &email,
+        password,
+        client: Client {
             ip: &ip,
+            user_agent: &user_agent,
         },
-        &token.digest(),
+    };
+    let signed_in = sign_in(
+        stores,
+        &service.settings,
         &service.policy(),
+        command,
+        clock::now(),
     )?;
-    // A password change that overtook this login (after the old password
-    // was checked, before the session existed) revoked every session but
-    // could not see this one: the session ends here instead. A change after
-    // this read revokes it itself.
-    let current = service.stores.database.credentials(&user.id)?;
-    if current.as_ref().map(|c| c.version) != Some(checked.version) {
-        sessions.revoke_session(&user.id, &session_id)?;
-        service.audit(
-            "login_failed",
-            request,
-            Who::session(&user.id, &session_id),
-            Some("the password changed while the login was checked"),
-        );
-        return Err(ApiError::InvalidCredentials);
-    }
     let access_token = service.keys()?.mint(
-        &user.id,
-        &session_id,
-        &roles,
+        &signed_in.user.id,
+        &signed_in.session_id,
+        &signed_in.roles,
         service.settings.access_token_ttl,
     )?;
-    service.audit(
-        "login_succeeded",
-        request,
-        Who::session(&user.id, &session_id),
-        None,
-    );
     let body = TokenBody {
         access_token,
         token_type: "bearer",
         expires_in: service.settings.access_token_ttl,
         refresh_token: None,
-        user: Some(UserBody::new(&user, role_names(&roles))),
+        user: Some(UserBody::new(&signed_in.user, role_names(&signed_in.roles))),
     };
     Ok(Response::json(200, &body)
         .header(
             "set-cookie",
-            &refresh_cookie(&token, service.settings.refresh_token_ttl),
+            &refresh_cookie(&signed_in.refresh_token, service.settings.refresh_token_ttl),
         )
         .header("cache-control", "no-store"))
 }

@@ -4,9 +4,10 @@
 
 use sha2::{Digest, Sha256};
 
-use super::AuthService;
 use crate::clock;
+use crate::config::AuthSettings;
 use crate::error::ApiError;
+use crate::store::CounterStore;
 use crate::throttle;
 
 /// A counter key that does not store the email in the clear.
@@ -35,29 +36,30 @@ pub(crate) fn throttle_address(ip: &str) -> String {
 /// more (the attempt is already counted); a success is settled with
 /// [`Attempt::succeeded`]. See [`crate::throttle`] for the rules.
 pub(super) struct Attempt<'a> {
-    service: &'a AuthService,
+    counters: &'a dyn CounterStore,
     account: String,
     address: Option<String>,
 }
+
 impl<'a> Attempt<'a> {
     /// Counts the attempt against the account (and the address, for
     /// logins) and refuses it with 429 when a limit or back-off is in force.
     pub(super) fn begin(
-        service: &'a AuthService,
+        counters: &'a dyn CounterStore,
+        settings: &AuthSettings,
         account: String,
         address: Option<String>,
     ) -> Result<Self, ApiError> {
-        let counters = service.stores.counters();
         let now = clock::now_millis();
         if let Some(address) = &address {
             let (count, left) = counters.hit(address, throttle::LOGIN_WINDOW, now)?;
             if let Some(retry_after) =
-                throttle::exhausted(count, service.settings.login_failures_per_ip + 1, left)
+                throttle::exhausted(count, settings.login_failures_per_ip + 1, left)
             {
                 return Err(ApiError::RateLimited { retry_after });
             }
         }
-        let free = service.settings.login_failures_per_account;
+        let free = settings.login_failures_per_account;
         let (count, _) = counters.hit(
             &format!("login-account:{account}"),
             throttle::LOGIN_WINDOW,
@@ -81,7 +83,7 @@ impl<'a> Attempt<'a> {
             }
         }
         Ok(Self {
-            service,
+            counters,
             account,
             address,
         })
@@ -90,11 +92,12 @@ impl<'a> Attempt<'a> {
     /// The password was right: the account starts afresh, and the attempt
     /// does not count against the address.
     pub(super) fn succeeded(self) -> Result<(), ApiError> {
-        let counters = self.service.stores.counters();
-        counters.clear(&format!("login-account:{}", self.account))?;
-        counters.clear(&format!("login-block:{}", self.account))?;
+        self.counters
+            .clear(&format!("login-account:{}", self.account))?;
+        self.counters
+            .clear(&format!("login-block:{}", self.account))?;
         if let Some(address) = &self.address {
-            counters.forgive(address)?;
+            self.counters.forgive(address)?;
         }
         Ok(())
     }

@@ -13,6 +13,18 @@ use crate::domain::Email;
 /// The name messages go out under.
 const APP_NAME: &str = "spin-auth";
 
+impl Message {
+    /// The message as the outbox stores it.
+    pub fn to_store(&self) -> crate::store::NewMail<'_> {
+        crate::store::NewMail {
+            to: self.to.as_str(),
+            subject: &self.subject,
+            text: &self.text,
+            html: &self.html,
+        }
+    }
+}
+
 /// A message, ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

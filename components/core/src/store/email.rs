@@ -2,7 +2,6 @@
 //! outbox, in the SQL database.
 
 use crate::clock::Timestamp;
-use crate::mail::Message;
 use crate::store::sql::SqlStore;
 use crate::store::{StoreError, StoreResult};
 use crate::tokens::TokenDigest;
@@ -54,6 +53,19 @@ pub trait LinkStore {
     ) -> StoreResult<Option<String>>;
 }
 
+/// A message to store for delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMail<'a> {
+    /// Recipient.
+    pub to: &'a str,
+    /// Subject line.
+    pub subject: &'a str,
+    /// Plain-text body.
+    pub text: &'a str,
+    /// HTML body.
+    pub html: &'a str,
+}
+
 /// A stored message waiting for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedMail {
@@ -74,7 +86,7 @@ pub struct QueuedMail {
 /// The mail outbox: every message is stored before it is sent.
 pub trait Outbox {
     /// Stores a message for delivery; returns its id.
-    fn enqueue(&self, message: &Message, now: Timestamp) -> StoreResult<String>;
+    fn enqueue(&self, message: &NewMail<'_>, now: Timestamp) -> StoreResult<String>;
     /// Claims up to `limit` due messages until `lease_until`, counting an
     /// attempt for each: no other instance takes them meanwhile.
     fn claim_due(
@@ -158,7 +170,7 @@ impl LinkStore for SqlStore {
 }
 
 impl Outbox for SqlStore {
-    fn enqueue(&self, message: &Message, now: Timestamp) -> StoreResult<String> {
+    fn enqueue(&self, message: &NewMail<'_>, now: Timestamp) -> StoreResult<String> {
         let id = crate::random::uuid().to_string();
         self.execute(
             "INSERT INTO outbox (id, created_at, recipient, subject, text_body, html_body, \
@@ -166,10 +178,10 @@ impl Outbox for SqlStore {
             &[
                 id.as_str().into(),
                 now.into(),
-                message.to.as_str().into(),
-                message.subject.as_str().into(),
-                message.text.as_str().into(),
-                message.html.as_str().into(),
+                message.to.into(),
+                message.subject.into(),
+                message.text.into(),
+                message.html.into(),
             ],
         )?;
         Ok(id)

@@ -1,8 +1,76 @@
 //! Topics, questions and answers in the SQL database.
 
 use super::sql::{Row, SqlStore};
-use super::{QuestionStore, StoreError, StoreResult, StoredQuestion, TopicSummary};
+use super::{StoreError, StoreResult};
 use crate::clock::Timestamp;
+
+/// A topic with the caller's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    /// UUID.
+    pub id: String,
+    /// URL name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Questions in the topic.
+    pub question_count: i64,
+    /// Distinct questions the caller answered.
+    pub answered: i64,
+    /// Of those, the ones whose latest answer is right.
+    pub correct: i64,
+}
+
+/// A stored question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredQuestion {
+    /// Position in its topic's order of creation (the cursor).
+    pub seq: i64,
+    /// UUID.
+    pub id: String,
+    /// Its topic's id.
+    pub topic_id: String,
+    /// The question.
+    pub prompt: String,
+    /// The choices.
+    pub choices: Vec<String>,
+    /// The right choice.
+    pub answer_index: i64,
+}
+
+/// Topics, questions and answers.
+pub trait QuestionStore {
+    /// Every topic, by slug, with `user_id`'s progress, in one query.
+    fn topics(&self, user_id: &str) -> StoreResult<Vec<TopicSummary>>;
+    /// Creates a topic; `Ok(false)` when the slug is taken.
+    fn insert_topic(
+        &self,
+        id: &str,
+        slug: &str,
+        name: &str,
+        description: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// The id of the topic with `slug`.
+    fn topic_id(&self, slug: &str) -> StoreResult<Option<String>>;
+    /// Up to `limit` questions of a topic after position `after`.
+    fn questions(&self, topic_id: &str, after: i64, limit: i64)
+    -> StoreResult<Vec<StoredQuestion>>;
+    /// Adds a question to a topic.
+    fn insert_question(&self, question: &StoredQuestion, now: Timestamp) -> StoreResult<()>;
+    /// The question with `id`.
+    fn question(&self, id: &str) -> StoreResult<Option<StoredQuestion>>;
+    /// Records `user_id`'s latest answer to a question.
+    fn record_answer(
+        &self,
+        user_id: &str,
+        question: &StoredQuestion,
+        answer_index: i64,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+}
 
 const QUESTION_COLUMNS: &str = "seq, id, topic_id, prompt, choices, answer_index";
 

@@ -1,0 +1,466 @@
+//! Signing in with a password, as a use case: a [`Login`] command in, a
+//! [`SignedIn`] outcome (or the error that refuses it) out, over the store
+//! traits. It knows nothing of HTTP, cookies or tokens' encoding, so its
+//! rules are unit-tested natively against the in-memory store.
+
+use super::throttling::{Attempt, account_key, throttle_address};
+use crate::clock::Timestamp;
+use crate::config::AuthSettings;
+use crate::domain::{Email, Password, Role, User, roles_for};
+use crate::error::ApiError;
+use crate::password::{Verification, hash_password, verify_against_dummy, verify_password};
+use crate::store::{
+    AuditEvent, AuditLog, CounterStore, NewSession, SessionPolicy, SessionStore, UserStore,
+};
+use crate::tokens::RefreshToken;
+
+/// Where a request came from, as the audit trail and sessions keep it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    /// The client's IP address.
+    pub ip: &'a str,
+    /// Its `User-Agent`, cut to a sane length.
+    pub user_agent: &'a str,
+}
+
+/// The stores signing in uses.
+#[derive(Clone, Copy)]
+pub struct SignInStores<'a> {
+    /// Accounts and credentials.
+    pub users: &'a dyn UserStore,
+    /// Sessions and refresh tokens.
+    pub sessions: &'a dyn SessionStore,
+    /// Throttling counters.
+    pub counters: &'a dyn CounterStore,
+    /// The audit trail.
+    pub audit: &'a dyn AuditLog,
+}
+
+/// `POST /auth/login`'s command: an email as typed, and a password.
+pub struct Login<'a> {
+    /// As the client typed it.
+    pub email: &'a str,
+    /// As the client typed it (checked for length only).
+    pub password: Password,
+    /// Who asks.
+    pub client: Client<'a>,
+}
+
+/// A login that went through: a new session and its first refresh token.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The account.
+    pub user: User,
+    /// Its roles now.
+    pub roles: Vec<Role>,
+    /// The new session (`sid`).
+    pub session_id: String,
+    /// The session's first refresh token.
+    pub refresh_token: RefreshToken,
+}
+
+/// Checks the password and starts a session.
+///
+/// Rules: throttled attempts are refused before any hashing; unknown and
+/// known emails take the same steps (one Argon2 verification) and fail
+/// alike; a correct password for an unverified address is refused when
+/// `require_verified_email` is on; a weaker stored hash is upgraded; and a
+/// password change that overtook the login ends the session it created.
+pub fn sign_in(
+    stores: SignInStores<'_>,
+    settings: &AuthSettings,
+    policy: &SessionPolicy,
+    command: Login<'_>,
+    now: Timestamp,
+) -> Result<SignedIn, ApiError> {
+    let Login {
+        email,
+        password,
+        client,
+    } = command;
+    // The same canonical form as registration's; an input that is no
+    // address this service accepts cannot name an account, but still
+    // takes the same steps.
+    let parsed = Email::parse(email).ok();
+    let account = match &parsed {
+        Some(email) => email.as_str().to_owned(),
+        None => email.trim().to_ascii_lowercase(),
+    };
+    // Counted now, not after the check, so that parallel guesses cannot
+    // all slip under the limit.
+    let address = throttle_address(client.ip);
+    let attempt = Attempt::begin(
+        stores.counters,
+        settings,
+        account_key(&account, &address),
+        Some(format!("login-ip:{address}")),
+    )?;
+
+    let found = match &parsed {
+        Some(email) => stores.users.user_by_email(email)?,
+        None => None,
+    };
+    let verified = match &found {
+        Some((_, stored)) => verify_password(&password, &stored.hash),
+        None => {
+            verify_against_dummy(&password);
+            Verification {
+                matches: false,
+                needs_rehash: false,
+            }
+        }
+    };
+    let Some((user, checked)) = found.filter(|_| verified.matches) else {
+        audit(stores.audit, "login_failed", None, None, client, None, now);
+        return Err(ApiError::InvalidCredentials);
+    };
+    attempt.succeeded()?;
+
+    if verified.needs_rehash {
+        // Best effort: the login stands even if the upgrade cannot be saved.
+        let upgraded = hash_password(&password)
+            .map_err(ApiError::from)
+            .and_then(|hash| {
+                Ok(stores
+                    .users
+                    .upgrade_password_hash(&user.id, &checked, &hash)?)
+            });
+        if let Err(error) = upgraded {
+            eprintln!("cannot upgrade a password hash: {error}");
+        }
+    }
+    if settings.require_verified_email && !user.email_verified {
+        let detail = Some("the email address is not verified");
+        audit(
+            stores.audit,
+            "login_refused",
+            Some(&user.id),
+            None,
+            client,
+            detail,
+            now,
+        );
+        return Err(ApiError::EmailNotVerified);
+    }
+
+    let roles = roles_for(&user, &settings.admin_emails);
+    let session_id = crate::random::uuid().to_string();
+    let refresh_token = RefreshToken::generate();
+    let role_names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+    stores.sessions.create_session(
+        &NewSession {
+            id: &session_id,
+            user_id: &user.id,
+            roles: &role_names.join(","),
+            created_at: now,
+            user_agent: client.user_agent,
+            ip: client.ip,
+        },
+        &refresh_token.digest(),
+        policy,
+    )?;
+    // A password change that overtook this login (after the old password
+    // was checked, before the session existed) revoked every session but
+    // could not see this one: the session ends here instead. A change after
+    // this read revokes it itself.
+    let current = stores.users.credentials(&user.id)?;
+    if current.as_ref().map(|c| c.version) != Some(checked.version) {
+        stores.sessions.revoke_session(&user.id, &session_id)?;
+        let detail = Some("the password changed while the login was checked");
+        audit(
+            stores.audit,
+            "login_failed",
+            Some(&user.id),
+            Some(&session_id),
+            client,
+            detail,
+            now,
+        );
+        return Err(ApiError::InvalidCredentials);
+    }
+    audit(
+        stores.audit,
+        "login_succeeded",
+        Some(&user.id),
+        Some(&session_id),
+        client,
+        None,
+        now,
+    );
+    Ok(SignedIn {
+        user,
+        roles,
+        session_id,
+        refresh_token,
+    })
+}
+
+/// Records an event; a failure to record is logged, never the request's
+/// failure.
+fn audit(
+    log: &dyn AuditLog,
+    event: &str,
+    user_id: Option<&str>,
+    session_id: Option<&str>,
+    client: Client<'_>,
+    detail: Option<&str>,
+    at: Timestamp,
+) {
+    let recorded = log.record(&AuditEvent {
+        event,
+        user_id,
+        session_id,
+        ip: client.ip,
+        user_agent: client.user_agent,
+        detail,
+        at,
+    });
+    if let Err(error) = recorded {
+        eprintln!("cannot record audit event {event}: {error:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MailSettings;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{Credentials, NewUser, StoreResult};
+
+    const PASSWORD: &str = "correct horse battery staple";
+    const CLIENT: Client<'static> = Client {
+        ip: "203.0.113.7",
+        user_agent: "tests",
+    };
+    const POLICY: SessionPolicy = SessionPolicy {
+        refresh_ttl: 3_600,
+        reuse_grace: 30,
+        max_lifetime: 86_400,
+    };
+
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            access_token_ttl: 900,
+            refresh_token_ttl: 3_600,
+            refresh_reuse_grace: 30,
+            session_max_lifetime: 86_400,
+            admin_emails: vec![Email::parse("root@example.com").unwrap()],
+            login_failures_per_account: 3,
+            login_failures_per_ip: 100,
+            registrations_per_ip: 20,
+            trusted_proxies: Vec::new(),
+            require_verified_email: false,
+            mail: MailSettings {
+                app_url: "http://127.0.0.1:3000".to_owned(),
+                mail_url: None,
+                mail_api_key: None,
+                mail_from: "no-reply@localhost".to_owned(),
+            },
+        }
+    }
+
+    fn stores(store: &MemoryStore) -> SignInStores<'_> {
+        SignInStores {
+            users: store,
+            sessions: store,
+            counters: store,
+            audit: store,
+        }
+    }
+
+    fn with_user(email: &str) -> (MemoryStore, String) {
+        let store = MemoryStore::default();
+        let id = crate::random::uuid().to_string();
+        let hash = hash_password(&Password::parse(PASSWORD, &[]).unwrap()).unwrap();
+        store
+            .insert_user(&NewUser {
+                id: &id,
+                email: &Email::parse(email).unwrap(),
+                password_hash: &hash,
+                first_name: None,
+                last_name: None,
+                created_at: 0,
+            })
+            .unwrap();
+        (store, id)
+    }
+
+    fn login<'a>(email: &'a str, password: &str) -> Login<'a> {
+        Login {
+            email,
+            password: Password::for_login(password).unwrap(),
+            client: CLIENT,
+        }
+    }
+
+    #[test]
+    fn the_right_password_starts_a_live_session() {
+        let (store, id) = with_user("ada@example.com");
+        let signed_in = sign_in(
+            stores(&store),
+            &settings(),
+            &POLICY,
+            login(" Ada@Example.com ", PASSWORD),
+            100,
+        )
+        .unwrap();
+        assert_eq!(signed_in.user.id, id);
+        assert_eq!(signed_in.roles, vec![Role::User]);
+        assert!(store.is_live(&signed_in.session_id, 100).unwrap());
+        assert_eq!(store.audited.borrow().last().unwrap().0, "login_succeeded");
+    }
+
+    #[test]
+    fn an_unknown_email_and_a_wrong_password_are_refused_alike() {
+        let (store, _) = with_user("ada@example.com");
+        let unknown = sign_in(
+            stores(&store),
+            &settings(),
+            &POLICY,
+            login("bob@example.com", PASSWORD),
+            100,
+        );
+        let wrong = sign_in(
+            stores(&store),
+            &settings(),
+            &POLICY,
+            login("ada@example.com", "not the password"),
+            100,
+        );
+        assert!(matches!(unknown, Err(ApiError::InvalidCredentials)));
+        assert!(matches!(wrong, Err(ApiError::InvalidCredentials)));
+        let audited = store.audited.borrow();
+        assert_eq!(audited.len(), 2);
+        assert!(
+            audited
+                .iter()
+                .all(|(event, user)| event == "login_failed" && user.is_none())
+        );
+    }
+
+    #[test]
+    fn after_the_free_attempts_even_the_right_password_waits() {
+        let (store, _) = with_user("ada@example.com");
+        for _ in 0..3 {
+            let failed = sign_in(
+                stores(&store),
+                &settings(),
+                &POLICY,
+                login("ada@example.com", "a wrong guess"),
+                100,
+            );
+            assert!(matches!(failed, Err(ApiError::InvalidCredentials)));
+        }
+        let throttled = sign_in(
+            stores(&store),
+            &settings(),
+            &POLICY,
+            login("ada@example.com", PASSWORD),
+            100,
+        );
+        assert!(
+            matches!(throttled, Err(ApiError::RateLimited { retry_after }) if retry_after >= 1)
+        );
+    }
+
+    #[test]
+    fn admin_emails_grant_admin_to_a_verified_address_only() {
+        let (store, id) = with_user("root@example.com");
+        let before = sign_in(
+            stores(&store),
+            &settings(),
+            &POLICY,
+            login("root@example.com", PASSWORD),
+            100,
+        )
+        .unwrap();
+        assert_eq!(before.roles, vec![Role::User]);
+        store.mark_email_verified(&id, 100).unwrap();
+        let after = sign_in(
+            stores(&store),
+            &settings(),
+            &POLICY,
+            login("root@example.com", PASSWORD),
+            100,
+        )
+        .unwrap();
+        assert_eq!(after.roles, vec![Role::User, Role::Admin]);
+    }
+
+    #[test]
+    fn an_unverified_address_gets_no_session_when_verification_is_required() {
+        let (store, id) = with_user("ada@example.com");
+        let settings = AuthSettings {
+            require_verified_email: true,
+            ..settings()
+        };
+        let refused = sign_in(
+            stores(&store),
+            &settings,
+            &POLICY,
+            login("ada@example.com", PASSWORD),
+            100,
+        );
+        assert!(matches!(refused, Err(ApiError::EmailNotVerified)));
+        assert!(store.list_sessions(&id, 100).unwrap().is_empty());
+    }
+
+    /// A user store whose password changes right after the login checked
+    /// it: the moment a concurrent change lands in the race.
+    struct ChangedDuringLogin<'a>(&'a MemoryStore);
+
+    impl UserStore for ChangedDuringLogin<'_> {
+        fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
+            self.0.insert_user(user)
+        }
+        fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>> {
+            let found = self.0.user_by_email(email)?;
+            if let Some((user, _)) = &found {
+                self.0.change_password_hash(&user.id, "changed", 0)?;
+            }
+            Ok(found)
+        }
+        fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+            self.0.user_by_id(id)
+        }
+        fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
+            self.0.credentials(id)
+        }
+        fn upgrade_password_hash(
+            &self,
+            id: &str,
+            old: &Credentials,
+            hash: &str,
+        ) -> StoreResult<()> {
+            self.0.upgrade_password_hash(id, old, hash)
+        }
+        fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
+            self.0.change_password_hash(id, hash, now)
+        }
+        fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+            self.0.mark_email_verified(id, now)
+        }
+    }
+
+    #[test]
+    fn a_login_overtaken_by_a_password_change_keeps_no_session() {
+        let (store, id) = with_user("ada@example.com");
+        let racing = ChangedDuringLogin(&store);
+        let stores = SignInStores {
+            users: &racing,
+            ..stores(&store)
+        };
+        let outcome = sign_in(
+            stores,
+            &settings(),
+            &POLICY,
+            login("ada@example.com", PASSWORD),
+            100,
+        );
+        assert!(
+            matches!(outcome, Err(ApiError::InvalidCredentials)),
+            "{outcome:?}"
+        );
+        assert!(store.list_sessions(&id, 100).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,129 @@
+//! Users and the audit trail in the SQL database.
+
+use crate::clock::Timestamp;
+use crate::domain::{Email, User};
+use crate::store::sql::{Row, SqlStore};
+use crate::store::{
+    AuditEvent, AuditLog, Credentials, NewUser, StoreError, StoreResult, UserStore,
+};
+
+fn user_from_row(row: &Row) -> anyhow::Result<User> {
+    let email = row.text(1)?;
+    Ok(User {
+        id: row.text(0)?,
+        email: Email::parse(&email).map_err(|e| anyhow::anyhow!("stored email {e}"))?,
+        first_name: row.optional_text(2)?,
+        last_name: row.optional_text(3)?,
+        created_at: row.int(4)?,
+        email_verified: row.optional_int(5)?.is_some(),
+    })
+}
+
+const USER_COLUMNS: &str = "id, email, first_name, last_name, created_at, email_verified_at";
+
+impl UserStore for SqlStore {
+    fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
+        self.insert_unique(
+            "INSERT INTO users (id, email, password_hash, first_name, last_name, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            &[
+                user.id.into(),
+                user.email.as_str().into(),
+                user.password_hash.into(),
+                user.first_name.into(),
+                user.last_name.into(),
+                user.created_at.into(),
+            ],
+        )
+    }
+
+    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {USER_COLUMNS}, password_hash, credential_version FROM users WHERE email = $1"
+            ),
+            &[email.as_str().into()],
+        )?;
+        rows.first()
+            .map(|row| {
+                let credentials = Credentials {
+                    hash: row.text(6)?,
+                    version: row.int(7)?,
+                };
+                Ok((user_from_row(row)?, credentials))
+            })
+            .transpose()
+            .map_err(StoreError::Other)
+    }
+
+    fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
+        let rows = self.query(
+            "SELECT password_hash, credential_version FROM users WHERE id = $1",
+            &[id.into()],
+        )?;
+        rows.first()
+            .map(|row| {
+                Ok(Credentials {
+                    hash: row.text(0)?,
+                    version: row.int(1)?,
+                })
+            })
+            .transpose()
+            .map_err(StoreError::Other)
+    }
+
+    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let rows = self.query(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+            &[id.into()],
+        )?;
+        rows.first()
+            .map(user_from_row)
+            .transpose()
+            .map_err(StoreError::Other)
+    }
+
+    fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()> {
+        self.execute(
+            "UPDATE users SET password_hash = $3 WHERE id = $1 AND credential_version = $2",
+            &[id.into(), old.version.into(), hash.into()],
+        )?;
+        Ok(())
+    }
+
+    fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        self.execute(
+            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1",
+            &[id.into(), now.into()],
+        )?;
+        Ok(())
+    }
+
+    fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
+        self.execute(
+            "UPDATE users SET password_hash = $2, updated_at = $3, \
+             credential_version = credential_version + 1 WHERE id = $1",
+            &[id.into(), hash.into(), now.into()],
+        )?;
+        Ok(())
+    }
+}
+
+impl AuditLog for SqlStore {
+    fn record(&self, event: &AuditEvent<'_>) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO audit_events (at, event, user_id, session_id, ip, user_agent, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                event.at.into(),
+                event.event.into(),
+                event.user_id.into(),
+                event.session_id.into(),
+                event.ip.into(),
+                event.user_agent.into(),
+                event.detail.into(),
+            ],
+        )?;
+        Ok(())
+    }
+}
