@@ -141,7 +141,7 @@ pub fn health(service: &AuthService) -> Response {
     // Health checks come often (a platform's probes): each also delivers
     // due mail after its response, so a message kept after a failure is
     // retried without waiting for the next one to be sent.
-    super::deliver_after_response();
+    super::deliver_after_response(service);
     let state = |ok: bool| if ok { "ok" } else { "unavailable" };
     let database = service.stores.database.ping().is_ok();
     let sessions = match &service.stores.redis {

@@ -197,7 +197,7 @@ pub fn sign_in(
 
 /// Records an event; a failure to record is logged, never the request's
 /// failure.
-fn audit(
+pub(super) fn audit(
     log: &dyn AuditLog,
     event: &str,
     user_id: Option<&str>,

@@ -25,7 +25,7 @@ use crate::domain::Role;
 use crate::error::ApiError;
 use crate::http::Request;
 use crate::service::Service;
-use crate::store::{AuditEvent, AuditLog, SessionPolicy};
+use crate::store::SessionPolicy;
 use crate::tokens::RefreshToken;
 
 /// Name of the refresh cookie; `__Secure-` makes browsers insist on
@@ -83,20 +83,15 @@ impl AuthService {
     /// Records an event for a client known by its address and user agent
     /// (after the response, when the request is gone).
     fn record(&self, event: &str, who: Who<'_>, ip: &str, user_agent: &str, detail: Option<&str>) {
-        let recorded = self.stores.database.record(&AuditEvent {
+        login::audit(
+            &self.stores.database,
             event,
-            user_id: who.user_id,
-            session_id: who.session_id,
-            ip,
-            user_agent,
+            who.user_id,
+            who.session_id,
+            login::Client { ip, user_agent },
             detail,
-            at: clock::now(),
-        });
-        // The audit trail must not turn a working request into a failure;
-        // losing an event is logged instead.
-        if let Err(error) = recorded {
-            eprintln!("cannot record audit event {event}: {error:?}");
-        }
+            clock::now(),
+        );
     }
 }
 

@@ -62,12 +62,16 @@ fn queue(service: &AuthService, message: &mail::Message) -> Result<(), ApiError>
             message.to, message.text
         );
     }
-    deliver_after_response();
+    deliver_after_response(service);
     Ok(())
 }
 
-/// Delivers due messages once the response has gone out.
-pub fn deliver_after_response() {
+/// Delivers due messages once the response has gone out; nothing to do
+/// (and nothing read) without `mail_url`.
+pub fn deliver_after_response(service: &AuthService) {
+    if service.settings.mail.mail_url.is_none() {
+        return;
+    }
     after_response(|| match AuthService::from_spin() {
         Ok(service) => {
             mail::delivery::deliver_due(&service.stores.database, &service.settings.mail)
@@ -193,7 +197,7 @@ pub fn forgot_password(service: &AuthService, request: &Request) -> Result<Respo
             eprintln!("password reset for a requested address not sent: {error}");
         }
     });
-    deliver_after_response();
+    // A stored reset message schedules its own delivery (queue).
     Ok(Response::new(202))
 }
 
