@@ -91,3 +91,34 @@ fn no_module_uses_one_that_uses_it_back() {
         );
     }
 }
+
+/// The `auth` use cases (every module of `auth/` but its HTTP layer,
+/// `handlers/`, and the wiring in `mod.rs`) know nothing of HTTP: what
+/// they take and return can be built and checked in a native test.
+#[test]
+fn the_use_cases_know_nothing_of_http() {
+    let auth = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/auth");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&auth).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() || name == "mod.rs" || !name.ends_with(".rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for word in [
+            "crate::http",
+            "crate::component",
+            "handlers::",
+            "Request",
+            "Response",
+        ] {
+            assert!(
+                !text.contains(word),
+                "auth/{name} names {word}: use cases take commands, not requests"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "the use case modules were read");
+}

@@ -1,169 +1,188 @@
-//! The signed-in user's own account: who they are, their sessions, their
-//! password; and the service's health.
+//! The signed-in user's own account, as use cases: changing the password.
 
+use super::AuthStores;
+use super::login::{Client, audit};
 use super::throttling::Attempt;
-use super::{AuthService, Who};
-use crate::api_types::{HealthBody, HealthChecks, SessionBody, UserBody};
-use crate::clock;
+use crate::clock::Timestamp;
+use crate::config::AuthSettings;
 use crate::domain::Password;
 use crate::error::ApiError;
-use crate::http::{Request, Response};
 use crate::password::{hash_password, verify_password};
-use crate::service::authenticate;
-use crate::store::UserStore;
 
-/// `GET /auth/me`.
-pub fn me(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
-    let claims = authenticate(service, request)?;
-    let user = service
-        .stores
-        .database
-        .user_by_id(&claims.user_id)?
-        .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
-    Ok(Response::json(200, &UserBody::new(&user, claims.roles)))
+/// `POST /auth/password`'s command, from a signed-in session.
+pub struct ChangePassword<'a> {
+    /// `sub` of the access token.
+    pub user_id: &'a str,
+    /// `sid`: the session that stays signed in.
+    pub session_id: &'a str,
+    /// As typed (checked for length only).
+    pub current: Password,
+    /// As typed; checked against the policy here, where the account's
+    /// email and name are known.
+    pub new: &'a str,
+    /// Who asks.
+    pub client: Client<'a>,
 }
 
-/// `GET /auth/sessions`.
-pub fn list_sessions(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
-    let claims = authenticate(service, request)?;
-    let sessions = service
-        .stores
-        .sessions()
-        .list_sessions(&claims.user_id, clock::now())?;
-    let body: Vec<SessionBody> = sessions
-        .into_iter()
-        .map(|session| SessionBody::new(session, &claims.session_id))
-        .collect();
-    Ok(Response::json(200, &body))
-}
-
-/// `DELETE /auth/sessions/{id}`: 404 for a session that is not the
-/// caller's, whether or not it exists.
-pub fn revoke_session(
-    service: &AuthService,
-    request: &Request,
-    session_id: &str,
-) -> Result<Response, ApiError> {
-    let claims = authenticate(service, request)?;
-    let Some(session_id) = crate::domain::parse_id(session_id) else {
-        return Err(ApiError::NotFound("session_not_found"));
-    };
-    let session_id = session_id.as_str();
-    if !service
-        .stores
-        .sessions()
-        .revoke_session(&claims.user_id, session_id)?
-    {
-        return Err(ApiError::NotFound("session_not_found"));
-    }
-    service.audit(
-        "session_revoked",
-        request,
-        Who::session(&claims.user_id, session_id),
-        None,
-    );
-    Ok(Response::new(204))
-}
-
-/// `POST /auth/password`: changes the password and ends every other
-/// session of the user.
-pub fn change_password(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
-    let claims = authenticate(service, request)?;
-    let mut fields = request.json_object()?;
-    let current = fields.string("current_password");
-    let new = fields.string("new_password");
-    fields.finish()?;
-    let (Some(current), Some(new)) = (current, new) else {
-        return Err(ApiError::invalid("new_password", "is required"));
-    };
-    let user = service
-        .stores
-        .database
-        .user_by_id(&claims.user_id)?
-        .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
-    let Some(stored) = service.stores.database.credentials(&user.id)? else {
-        return Err(ApiError::InvalidToken("the account no longer exists"));
-    };
-    let current = Password::for_login(&current)
-        .map_err(|reason| ApiError::invalid("current_password", reason))?;
+/// Changes the password and ends every other session of the user.
+///
+/// Rules: whoever holds a token gets no more guesses at the password
+/// behind it than a login would (throttled per account); a wrong current
+/// password is audited and refused; and the same change retried after a
+/// failure to end the other sessions (a 503) is recognised by the new
+/// password now in force, and finished, so a 503 is never the last word on
+/// a change that half happened.
+pub fn change_password(
+    stores: AuthStores<'_>,
+    settings: &AuthSettings,
+    command: ChangePassword<'_>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let ChangePassword {
+        user_id,
+        session_id,
+        current,
+        new,
+        client,
+    } = command;
+    let gone = || ApiError::InvalidToken("the account no longer exists");
+    let user = stores.users.user_by_id(user_id)?.ok_or_else(gone)?;
+    let stored = stores.users.credentials(&user.id)?.ok_or_else(gone)?;
     let context = [
         user.email.as_str(),
         user.first_name.as_deref().unwrap_or_default(),
     ];
-    let new = Password::parse(&new, &context)
+    let new = Password::parse(new, &context)
         .map_err(|reason| ApiError::invalid("new_password", reason))?;
-    // Whoever holds a token must not get unlimited guesses at the password
-    // behind it.
-    let attempt = Attempt::begin(
-        service.stores.counters(),
-        &service.settings,
-        format!("password:{}", user.id),
-        None,
-    )?;
-    let now = clock::now();
+    let account = format!("password:{}", user.id);
+    let attempt = Attempt::begin(stores.counters, settings, account, None)?;
+    let (user_ref, sid) = (Some(user_id), Some(session_id));
     if verify_password(&current, &stored.hash).matches {
         attempt.succeeded()?;
-        service
-            .stores
-            .database
-            .change_password_hash(&user.id, &hash_password(&new)?, now)?;
+        let hash = hash_password(&new)?;
+        stores.users.change_password_hash(&user.id, &hash, now)?;
     } else if verify_password(&new, &stored.hash).matches {
-        // The same change, retried: it was stored, but ending the other
-        // sessions failed (a 503). The caller proves the password now in
-        // force, and the change is finished below, so a 503 is never the
-        // last word on a change that half happened.
         attempt.succeeded()?;
     } else {
-        service.audit(
+        audit(
+            stores.audit,
             "password_change_failed",
-            request,
-            Who::session(&user.id, &claims.session_id),
+            user_ref,
+            sid,
+            client,
             None,
+            now,
         );
         return Err(ApiError::InvalidCredentials);
     }
-    let revoked = service
-        .stores
-        .sessions()
-        .revoke_all_sessions(&user.id, Some(&claims.session_id))?;
-    service.audit(
+    let revoked = stores
+        .sessions
+        .revoke_all_sessions(&user.id, Some(session_id))?;
+    let detail = format!("other sessions revoked: {revoked}");
+    audit(
+        stores.audit,
         "password_changed",
-        request,
-        Who::session(&user.id, &claims.session_id),
-        Some(&format!("other sessions revoked: {revoked}")),
+        user_ref,
+        sid,
+        client,
+        Some(&detail),
+        now,
     );
-    Ok(Response::new(204))
+    Ok(())
 }
 
-/// `GET /health`: 200 when every store answers, 503 naming the one that
-/// does not.
-pub fn health(service: &AuthService) -> Response {
-    // Health checks come often (a platform's probes): each also delivers
-    // due mail after its response, so a message kept after a failure is
-    // retried without waiting for the next one to be sent.
-    super::deliver_after_response(service);
-    let state = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let database = service.stores.database.ping().is_ok();
-    let sessions = match &service.stores.redis {
-        Some(redis) => redis.ping().is_ok(),
-        None => database,
-    };
-    let healthy = database && sessions;
-    let body = HealthBody {
-        status: state(healthy),
-        checks: HealthChecks {
-            database: state(database),
-            sessions: state(sessions),
-        },
-    };
-    let response =
-        Response::json(if healthy { 200 } else { 503 }, &body).header("cache-control", "no-store");
-    if healthy {
-        response
-    } else {
-        response.header(
-            "retry-after",
-            &crate::error::UNAVAILABLE_RETRY_AFTER.to_string(),
-        )
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::login::{Login, SignedIn, sign_in};
+    use crate::auth::testing::{CLIENT, PASSWORD, POLICY, audited, settings, stores, with_user};
+    use crate::store::SessionStore;
+    use crate::store::memory::MemoryStore;
+
+    const NEW: &str = "a brand new passphrase";
+
+    fn session(store: &MemoryStore, password: &str) -> Result<SignedIn, ApiError> {
+        let login = Login {
+            email: "ada@example.com",
+            password: Password::for_login(password).unwrap(),
+            client: CLIENT,
+        };
+        sign_in(stores(store).sign_in(), &settings(), &POLICY, login, 100)
+    }
+
+    fn change<'a>(id: &'a str, sid: &'a str, current: &str) -> ChangePassword<'a> {
+        ChangePassword {
+            user_id: id,
+            session_id: sid,
+            current: Password::for_login(current).unwrap(),
+            new: NEW,
+            client: CLIENT,
+        }
+    }
+
+    #[test]
+    fn a_change_keeps_this_session_and_ends_the_others() {
+        let (store, id) = with_user("ada@example.com");
+        let this = session(&store, PASSWORD).unwrap();
+        let other = session(&store, PASSWORD).unwrap();
+        let command = change(&id, &this.session_id, PASSWORD);
+        change_password(stores(&store), &settings(), command, 110).unwrap();
+        assert!(store.is_live(&this.session_id, 110).unwrap());
+        assert!(!store.is_live(&other.session_id, 110).unwrap());
+        assert!(matches!(
+            session(&store, PASSWORD),
+            Err(ApiError::InvalidCredentials)
+        ));
+        session(&store, NEW).unwrap();
+        assert!(audited(&store).contains(&"password_changed".to_owned()));
+    }
+
+    #[test]
+    fn a_wrong_current_password_changes_nothing_and_is_throttled() {
+        let (store, id) = with_user("ada@example.com");
+        let this = session(&store, PASSWORD).unwrap();
+        for _ in 0..3 {
+            let command = change(&id, &this.session_id, "a wrong guess");
+            let outcome = change_password(stores(&store), &settings(), command, 110);
+            assert!(matches!(outcome, Err(ApiError::InvalidCredentials)));
+        }
+        let command = change(&id, &this.session_id, PASSWORD);
+        let outcome = change_password(stores(&store), &settings(), command, 110);
+        assert!(
+            matches!(outcome, Err(ApiError::RateLimited { .. })),
+            "{outcome:?}"
+        );
+        session(&store, PASSWORD).unwrap();
+        assert!(audited(&store).contains(&"password_change_failed".to_owned()));
+    }
+
+    #[test]
+    fn the_same_change_retried_finishes_ending_the_other_sessions() {
+        let (store, id) = with_user("ada@example.com");
+        let this = session(&store, PASSWORD).unwrap();
+        let other = session(&store, PASSWORD).unwrap();
+        // The first try stored the new password, then failed (say Redis went
+        // away) before the other sessions ended.
+        let hash = hash_password(&Password::for_login(NEW).unwrap()).unwrap();
+        crate::store::UserStore::change_password_hash(&store, &id, &hash, 105).unwrap();
+        assert!(store.is_live(&other.session_id, 110).unwrap());
+        let retried = change(&id, &this.session_id, PASSWORD);
+        change_password(stores(&store), &settings(), retried, 110).unwrap();
+        assert!(!store.is_live(&other.session_id, 110).unwrap());
+    }
+
+    #[test]
+    fn a_new_password_the_policy_refuses_names_the_field() {
+        let (store, id) = with_user("ada@example.com");
+        let this = session(&store, PASSWORD).unwrap();
+        let command = ChangePassword {
+            new: "ada@example.com",
+            ..change(&id, &this.session_id, PASSWORD)
+        };
+        let outcome = change_password(stores(&store), &settings(), command, 110);
+        let Err(ApiError::Validation(errors)) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(errors[0].field, "new_password");
     }
 }

@@ -223,66 +223,12 @@ pub(super) fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MailSettings;
+    use crate::auth::testing::{self, CLIENT, PASSWORD, POLICY, settings, with_user};
     use crate::store::memory::MemoryStore;
     use crate::store::{Credentials, NewUser, StoreResult};
 
-    const PASSWORD: &str = "correct horse battery staple";
-    const CLIENT: Client<'static> = Client {
-        ip: "203.0.113.7",
-        user_agent: "tests",
-    };
-    const POLICY: SessionPolicy = SessionPolicy {
-        refresh_ttl: 3_600,
-        reuse_grace: 30,
-        max_lifetime: 86_400,
-    };
-
-    fn settings() -> AuthSettings {
-        AuthSettings {
-            access_token_ttl: 900,
-            refresh_token_ttl: 3_600,
-            refresh_reuse_grace: 30,
-            session_max_lifetime: 86_400,
-            admin_emails: vec![Email::parse("root@example.com").unwrap()],
-            login_failures_per_account: 3,
-            login_failures_per_ip: 100,
-            registrations_per_ip: 20,
-            trusted_proxies: Vec::new(),
-            require_verified_email: false,
-            mail: MailSettings {
-                app_url: "http://127.0.0.1:3000".to_owned(),
-                mail_url: None,
-                mail_api_key: None,
-                mail_from: "no-reply@localhost".to_owned(),
-            },
-        }
-    }
-
     fn stores(store: &MemoryStore) -> SignInStores<'_> {
-        SignInStores {
-            users: store,
-            sessions: store,
-            counters: store,
-            audit: store,
-        }
-    }
-
-    fn with_user(email: &str) -> (MemoryStore, String) {
-        let store = MemoryStore::default();
-        let id = crate::random::uuid().to_string();
-        let hash = hash_password(&Password::parse(PASSWORD, &[]).unwrap()).unwrap();
-        store
-            .insert_user(&NewUser {
-                id: &id,
-                email: &Email::parse(email).unwrap(),
-                password_hash: &hash,
-                first_name: None,
-                last_name: None,
-                created_at: 0,
-            })
-            .unwrap();
-        (store, id)
+        testing::stores(store).sign_in()
     }
 
     fn login<'a>(email: &'a str, password: &str) -> Login<'a> {

@@ -1,40 +1,39 @@
-//! The `auth` component's use cases, one function per route, in one module
-//! per family: [`registration`], [`sign_in`] (login, refresh, logout) and
-//! [`account`] (the signed-in user's own account and sessions). Each reads
-//! as the steps of its use case; the component only routes to it.
+//! The `auth` component's use cases, as plain functions over typed
+//! commands and outcomes and the store traits ([`AuthStores`]), one module
+//! per family: [`registration`], [`login`] (signing in), [`sessions`]
+//! (refresh, logout, listing and revoking), [`account`] (the signed-in
+//! user's password) and [`recovery`] (email verification and password
+//! reset). They know nothing of HTTP, so their rules are unit-tested
+//! natively against [`crate::store::memory`].
+//!
+//! `handlers` is the thin HTTP layer the component routes to: request to
+//! command, outcome to response.
 
-mod account;
+pub mod account;
+mod handlers;
 pub mod login;
-mod recovery;
-mod registration;
-mod sign_in;
+pub mod recovery;
+pub mod registration;
+pub mod sessions;
+#[cfg(test)]
+mod testing;
 mod throttling;
 
 use std::ops::Deref;
 
-pub use account::{change_password, health, list_sessions, me, revoke_session};
-pub use recovery::{
-    deliver_after_response, forgot_password, request_verification, reset_password, verify_email,
+pub use handlers::{
+    REFRESH_COOKIE, change_password, deliver_after_response, forgot_password, health,
+    list_sessions, login, logout, me, refresh, refresh_failure_response, register,
+    request_verification, reset_password, revoke_session, verify_email,
 };
-pub use registration::register;
-pub use sign_in::{login, logout, refresh, refresh_failure_response};
+pub use login::SignInStores;
 
-use crate::clock;
 use crate::config::{AuthSettings, Config};
-use crate::domain::Role;
 use crate::error::ApiError;
-use crate::http::Request;
 use crate::service::Service;
-use crate::store::SessionPolicy;
-use crate::tokens::RefreshToken;
-
-/// Name of the refresh cookie; `__Secure-` makes browsers insist on
-/// `Secure` (RFC 6265bis section 4.1.3.1).
-pub const REFRESH_COOKIE: &str = "__Secure-refresh_token";
-/// The cookie is sent only to the routes that read it.
-const REFRESH_COOKIE_PATH: &str = "/auth";
-/// Longest `User-Agent` kept with a session or audit event.
-const MAX_USER_AGENT: usize = 256;
+use crate::store::{
+    AuditLog, CounterStore, LinkStore, Outbox, SessionPolicy, SessionStore, UserStore,
+};
 
 /// The `auth` component's service: what every component has, and the
 /// settings only this one reads.
@@ -66,6 +65,19 @@ impl AuthService {
         }
     }
 
+    /// The stores the use cases run on, chosen by the configuration.
+    pub fn use_case_stores(&self) -> AuthStores<'_> {
+        let database = &self.stores.database;
+        AuthStores {
+            users: database,
+            sessions: self.stores.sessions(),
+            counters: self.stores.counters(),
+            audit: database,
+            links: database,
+            outbox: database,
+        }
+    }
+
     fn policy(&self) -> SessionPolicy {
         SessionPolicy {
             refresh_ttl: self.settings.refresh_token_ttl,
@@ -73,67 +85,34 @@ impl AuthService {
             max_lifetime: self.settings.session_max_lifetime,
         }
     }
-
-    fn audit(&self, event: &str, request: &Request, who: Who<'_>, detail: Option<&str>) {
-        let user_agent = user_agent(request);
-        let ip = request.client_ip(&self.settings.trusted_proxies);
-        self.record(event, who, &ip, &user_agent, detail);
-    }
-
-    /// Records an event for a client known by its address and user agent
-    /// (after the response, when the request is gone).
-    fn record(&self, event: &str, who: Who<'_>, ip: &str, user_agent: &str, detail: Option<&str>) {
-        login::audit(
-            &self.stores.database,
-            event,
-            who.user_id,
-            who.session_id,
-            login::Client { ip, user_agent },
-            detail,
-            clock::now(),
-        );
-    }
 }
 
-/// Whom an audit event is about.
-#[derive(Default, Clone, Copy)]
-struct Who<'a> {
-    user_id: Option<&'a str>,
-    session_id: Option<&'a str>,
+/// Every store the `auth` use cases work on, as traits: the backends in
+/// a component, [`crate::store::memory`] in native tests.
+#[derive(Clone, Copy)]
+pub struct AuthStores<'a> {
+    /// Accounts and credentials.
+    pub users: &'a dyn UserStore,
+    /// Sessions and refresh tokens.
+    pub sessions: &'a dyn SessionStore,
+    /// Throttling counters.
+    pub counters: &'a dyn CounterStore,
+    /// The audit trail.
+    pub audit: &'a dyn AuditLog,
+    /// Single-use email links.
+    pub links: &'a dyn LinkStore,
+    /// Mail waiting for delivery.
+    pub outbox: &'a dyn Outbox,
 }
-impl<'a> Who<'a> {
-    /// A user in one of their sessions.
-    fn session(user_id: &'a str, session_id: &'a str) -> Self {
-        Self {
-            user_id: Some(user_id),
-            session_id: Some(session_id),
+
+impl<'a> AuthStores<'a> {
+    /// The subset signing in needs.
+    pub fn sign_in(&self) -> SignInStores<'a> {
+        SignInStores {
+            users: self.users,
+            sessions: self.sessions,
+            counters: self.counters,
+            audit: self.audit,
         }
     }
-}
-
-pub(crate) fn user_agent(request: &Request) -> String {
-    request
-        .header("user-agent")
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_USER_AGENT)
-        .collect()
-}
-
-fn refresh_cookie(token: &RefreshToken, max_age: u64) -> String {
-    format!(
-        "{REFRESH_COOKIE}={}; HttpOnly; Secure; SameSite=Strict; Path={REFRESH_COOKIE_PATH}; Max-Age={max_age}",
-        token.expose()
-    )
-}
-
-fn cleared_cookie() -> String {
-    format!(
-        "{REFRESH_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path={REFRESH_COOKIE_PATH}; Max-Age=0"
-    )
-}
-
-fn role_names(roles: &[Role]) -> Vec<String> {
-    roles.iter().map(|r| r.as_str().to_owned()).collect()
 }

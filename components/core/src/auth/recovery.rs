@@ -1,22 +1,20 @@
-//! Email verification and password recovery: single-use links, sent by
-//! mail through the outbox.
+//! Email verification and password recovery, as use cases over the store
+//! traits: single-use links, sent by mail through the outbox.
 //!
 //! A link's token is 256 random bits, URL-safe base64; only its digest is
 //! stored. Verification links live 24 hours, reset links one hour, and a
 //! new reset link voids the older ones.
 
+use super::AuthStores;
+use super::login::{Client, audit};
 use super::throttling::throttle_address;
-use super::{AuthService, Who, role_names};
-use crate::api_types::UserBody;
-use crate::clock;
-use crate::component::after_response;
-use crate::domain::{Email, Password, User, roles_for};
+use crate::clock::Timestamp;
+use crate::config::{AuthSettings, MailSettings};
+use crate::domain::{Email, Password, Role, User, roles_for};
 use crate::error::ApiError;
-use crate::http::{Request, Response};
 use crate::mail;
 use crate::password::hash_password;
-use crate::service::authenticate;
-use crate::store::{LinkPurpose, LinkStore, Outbox, UserStore};
+use crate::store::LinkPurpose;
 use crate::throttle;
 use crate::tokens::RefreshToken as LinkToken;
 
@@ -32,264 +30,211 @@ const RESETS_PER_ADDRESS_PER_HOUR: u64 = 30;
 const HOUR: u64 = 3_600;
 
 /// Stores a verification link for `user` and queues its message.
-pub(super) fn send_verification_link(service: &AuthService, user: &User) -> Result<(), ApiError> {
+pub(super) fn send_verification_link(
+    stores: AuthStores<'_>,
+    mail_settings: &MailSettings,
+    user: &User,
+    now: Timestamp,
+) -> Result<(), ApiError> {
     let token = LinkToken::generate();
-    let now = clock::now();
-    service.stores.database.issue_link(
-        &token.digest(),
-        &user.id,
-        LinkPurpose::VerifyEmail,
-        now,
-        now + VERIFY_LINK_SECONDS,
-        false,
-    )?;
-    let message = mail::verification(&service.settings.mail.app_url, &user.email, token.expose());
-    queue(service, &message)
+    let expires = now + VERIFY_LINK_SECONDS;
+    let purpose = LinkPurpose::VerifyEmail;
+    stores
+        .links
+        .issue_link(&token.digest(), &user.id, purpose, now, expires, false)?;
+    let message = mail::verification(&mail_settings.app_url, &user.email, token.expose());
+    queue(stores, mail_settings, &message, now)
 }
 
-/// Stores `message` in the outbox, then (after the response) delivers
-/// what is due. Without `mail_url`, the development log shows it.
-fn queue(service: &AuthService, message: &mail::Message) -> Result<(), ApiError> {
-    let id = service
-        .stores
-        .database
-        .enqueue(&message.to_store(), clock::now())?;
-    if service.settings.mail.mail_url.is_none() {
-        // The embedded default's development log: the only place a token
-        // is ever printed.
+/// Stores `message` in the outbox. Without `mail_url`, the development log
+/// shows it: the only place a link's token is ever printed.
+fn queue(
+    stores: AuthStores<'_>,
+    mail_settings: &MailSettings,
+    message: &mail::Message,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let id = stores.outbox.enqueue(&message.to_store(), now)?;
+    if mail_settings.mail_url.is_none() {
         eprintln!(
             "mail {id} to {} (kept in the outbox; mail_url is not set):\n{}",
             message.to, message.text
         );
     }
-    deliver_after_response(service);
     Ok(())
 }
 
-/// Delivers due messages once the response has gone out; nothing to do
-/// (and nothing read) without `mail_url`.
-pub fn deliver_after_response(service: &AuthService) {
-    if service.settings.mail.mail_url.is_none() {
-        return;
-    }
-    after_response(|| match AuthService::from_spin() {
-        Ok(service) => {
-            mail::delivery::deliver_due(&service.stores.database, &service.settings.mail)
-        }
-        Err(error) => eprintln!("mail: not delivered, configuration: {error}"),
-    });
-}
-
-/// `POST /auth/verify-email/request` (Bearer): a new verification link.
+/// A new verification link for a signed-in user whose address is not
+/// verified yet; at most a few per hour.
 pub fn request_verification(
-    service: &AuthService,
-    request: &Request,
-) -> Result<Response, ApiError> {
-    let claims = authenticate(service, request)?;
-    let user = service
-        .stores
-        .database
-        .user_by_id(&claims.user_id)?
+    stores: AuthStores<'_>,
+    settings: &AuthSettings,
+    user_id: &str,
+    session_id: &str,
+    client: Client<'_>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let user = stores
+        .users
+        .user_by_id(user_id)?
         .ok_or(ApiError::InvalidToken("the account no longer exists"))?;
     if user.email_verified {
         return Err(ApiError::Conflict("already_verified"));
     }
-    let (count, left) = service.stores.counters().hit(
-        &format!("verify-request:{}", user.id),
-        HOUR,
-        clock::now_millis(),
-    )?;
+    let key = format!("verify-request:{}", user.id);
+    let (count, left) = stores
+        .counters
+        .hit(&key, HOUR, crate::clock::now_millis())?;
     if let Some(retry_after) = throttle::exhausted(count, VERIFY_REQUESTS_PER_HOUR + 1, left) {
         return Err(ApiError::RateLimited { retry_after });
     }
-    send_verification_link(service, &user)?;
-    service.audit(
+    send_verification_link(stores, &settings.mail, &user, now)?;
+    let (user, sid) = (Some(user_id), Some(session_id));
+    audit(
+        stores.audit,
         "verification_requested",
-        request,
-        Who::session(&user.id, &claims.session_id),
+        user,
+        sid,
+        client,
         None,
+        now,
     );
-    Ok(Response::new(202))
+    Ok(())
 }
 
-/// The `token` of a link, from a JSON body; `invalid_token` when it cannot
-/// be one this service issued.
-fn link_token(fields: &mut crate::http::JsonFields) -> Option<LinkToken> {
-    fields
-        .string("token")
-        .and_then(|token| LinkToken::parse(&token))
-}
-
-/// `POST /auth/verify-email`: uses a verification link.
-pub fn verify_email(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
-    let mut fields = request.json_object()?;
-    let token = link_token(&mut fields);
-    fields.finish()?;
-    let token = token.ok_or(ApiError::InvalidLink)?;
-    let now = clock::now();
-    let database = &service.stores.database;
-    let user_id = database
-        .use_link(&token.digest(), LinkPurpose::VerifyEmail, now)?
+/// Uses a verification link: the account and its roles, now that its
+/// address counts as verified.
+pub fn verify_email(
+    stores: AuthStores<'_>,
+    settings: &AuthSettings,
+    token: &LinkToken,
+    client: Client<'_>,
+    now: Timestamp,
+) -> Result<(User, Vec<Role>), ApiError> {
+    let purpose = LinkPurpose::VerifyEmail;
+    let user_id = stores
+        .links
+        .use_link(&token.digest(), purpose, now)?
         .ok_or(ApiError::InvalidLink)?;
-    database.mark_email_verified(&user_id, now)?;
-    let user = database
+    stores.users.mark_email_verified(&user_id, now)?;
+    let user = stores
+        .users
         .user_by_id(&user_id)?
         .ok_or(ApiError::InvalidLink)?;
-    service.audit(
+    audit(
+        stores.audit,
         "email_verified",
-        request,
-        Who {
-            user_id: Some(&user.id),
-            session_id: None,
-        },
+        Some(&user.id),
         None,
+        client,
+        None,
+        now,
     );
-    let roles = roles_for(&user, &service.settings.admin_emails);
-    Ok(Response::json(
-        200,
-        &UserBody::new(&user, role_names(&roles)),
-    ))
+    let roles = roles_for(&user, &settings.admin_emails);
+    Ok((user, roles))
 }
 
-/// `POST /auth/password/forgot`: 202 whether or not the account exists,
-/// with the same body and in the same time: the lookup and the message
-/// happen after the response has gone out.
-pub fn forgot_password(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
-    let mut fields = request.json_object()?;
-    let email = fields
-        .string("email")
-        .and_then(|input| match Email::parse(&input) {
-            Ok(email) => Some(email),
-            Err(reason) => {
-                fields.reject(crate::error::FieldError::new("email", reason));
-                None
-            }
-        });
-    fields.finish()?;
-    let email = email.ok_or_else(|| ApiError::invalid("email", "is required"))?;
-    let ip = request.client_ip(&service.settings.trusted_proxies);
-    let counters = service.stores.counters();
-    let now = clock::now_millis();
+/// Counts a forgot-password request against its address and its client,
+/// before anything else is done: refused with 429 past the limits.
+pub fn admit_reset_request(
+    stores: AuthStores<'_>,
+    email: &Email,
+    client_ip: &str,
+) -> Result<(), ApiError> {
     for (key, limit) in [
         (
             format!("reset-email:{}", email.as_str()),
             RESETS_PER_EMAIL_PER_HOUR,
         ),
         (
-            format!("reset-ip:{}", throttle_address(&ip)),
+            format!("reset-ip:{}", throttle_address(client_ip)),
             RESETS_PER_ADDRESS_PER_HOUR,
         ),
     ] {
-        let (count, left) = counters.hit(&key, HOUR, now)?;
+        let (count, left) = stores
+            .counters
+            .hit(&key, HOUR, crate::clock::now_millis())?;
         if let Some(retry_after) = throttle::exhausted(count, limit + 1, left) {
             return Err(ApiError::RateLimited { retry_after });
         }
     }
-    let (user_agent, forwarded_ip) = (super::user_agent(request), ip);
-    after_response(move || {
-        let sent = AuthService::from_spin()
-            .map_err(|error| error.to_string())
-            .and_then(|service| {
-                send_reset_link(&service, &email, &forwarded_ip, &user_agent)
-                    .map_err(|error| format!("{error:?}"))
-            });
-        if let Err(error) = sent {
-            eprintln!("password reset for a requested address not sent: {error}");
-        }
-    });
-    // A stored reset message schedules its own delivery (queue).
-    Ok(Response::new(202))
-}
-
-/// After a forgot-password response: a reset link for `email`'s account,
-/// if there is one.
-fn send_reset_link(
-    service: &AuthService,
-    email: &Email,
-    ip: &str,
-    user_agent: &str,
-) -> Result<(), ApiError> {
-    let database = &service.stores.database;
-    let Some((user, _)) = database.user_by_email(email)? else {
-        return Ok(());
-    };
-    let token = LinkToken::generate();
-    let now = clock::now();
-    database.issue_link(
-        &token.digest(),
-        &user.id,
-        LinkPurpose::ResetPassword,
-        now,
-        now + RESET_LINK_SECONDS,
-        true,
-    )?;
-    let message = mail::password_reset(&service.settings.mail.app_url, &user.email, token.expose());
-    queue(service, &message)?;
-    service.record(
-        "password_reset_requested",
-        Who {
-            user_id: Some(&user.id),
-            session_id: None,
-        },
-        ip,
-        user_agent,
-        None,
-    );
     Ok(())
 }
 
-/// `POST /auth/password/reset`: sets a new password with a reset link,
-/// ends every session, and counts the address as verified.
-pub fn reset_password(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
-    let mut fields = request.json_object()?;
-    let token = link_token(&mut fields);
-    let new_password = fields.string("new_password");
-    fields.finish()?;
-    let token = token.ok_or(ApiError::InvalidLink)?;
-    let new_password =
-        new_password.ok_or_else(|| ApiError::invalid("new_password", "is required"))?;
-    let now = clock::now();
-    let database = &service.stores.database;
-    // The password is checked against the policy before the link is used,
-    // so a refused password does not cost the link.
-    let user_id = database
-        .link_user(&token.digest(), LinkPurpose::ResetPassword, now)?
+/// A reset link for `email`'s account, if there is one; `false` if there
+/// is none (the caller must not tell the client which).
+pub fn send_reset_link(
+    stores: AuthStores<'_>,
+    mail_settings: &MailSettings,
+    email: &Email,
+    client: Client<'_>,
+    now: Timestamp,
+) -> Result<bool, ApiError> {
+    let Some((user, _)) = stores.users.user_by_email(email)? else {
+        return Ok(false);
+    };
+    let token = LinkToken::generate();
+    let expires = now + RESET_LINK_SECONDS;
+    let purpose = LinkPurpose::ResetPassword;
+    stores
+        .links
+        .issue_link(&token.digest(), &user.id, purpose, now, expires, true)?;
+    let message = mail::password_reset(&mail_settings.app_url, &user.email, token.expose());
+    queue(stores, mail_settings, &message, now)?;
+    let event = "password_reset_requested";
+    audit(stores.audit, event, Some(&user.id), None, client, None, now);
+    Ok(true)
+}
+
+/// Sets a new password with a reset link, ends every session, and counts
+/// the address as verified.
+///
+/// Rules: the new password is checked against the policy before the link
+/// is used, so a refused password does not cost the link; sessions end
+/// before anything changes, so a store failure leaves password and link as
+/// they were; and again after, for a login that raced the change.
+pub fn reset_password(
+    stores: AuthStores<'_>,
+    token: &LinkToken,
+    new_password: &str,
+    client: Client<'_>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let (links, users, sessions) = (stores.links, stores.users, stores.sessions);
+    let purpose = LinkPurpose::ResetPassword;
+    let user_id = links
+        .link_user(&token.digest(), purpose, now)?
         .ok_or(ApiError::InvalidLink)?;
-    let user = database
-        .user_by_id(&user_id)?
-        .ok_or(ApiError::InvalidLink)?;
+    let user = users.user_by_id(&user_id)?.ok_or(ApiError::InvalidLink)?;
     let context = [
         user.email.as_str(),
         user.first_name.as_deref().unwrap_or_default(),
     ];
-    let new_password = Password::parse(&new_password, &context)
+    let new_password = Password::parse(new_password, &context)
         .map_err(|reason| ApiError::invalid("new_password", reason))?;
     let hash = hash_password(&new_password)?;
-    let sessions = service.stores.sessions();
-    // Sessions first: a 503 here leaves the password and the link as they
-    // were.
     sessions.revoke_all_sessions(&user.id, None)?;
-    if database
-        .use_link(&token.digest(), LinkPurpose::ResetPassword, now)?
-        .as_deref()
-        != Some(user.id.as_str())
-    {
+    if links.use_link(&token.digest(), purpose, now)?.as_deref() != Some(user.id.as_str()) {
         return Err(ApiError::InvalidLink);
     }
-    database.change_password_hash(&user.id, &hash, now)?;
-    database.mark_email_verified(&user.id, now)?;
+    users.change_password_hash(&user.id, &hash, now)?;
+    users.mark_email_verified(&user.id, now)?;
     // A login that checked the old password before the change and created
     // its session after the first revocation sees the new credentials'
     // version and ends itself, or is ended here.
     sessions.revoke_all_sessions(&user.id, None)?;
-    service.audit(
+    audit(
+        stores.audit,
         "password_reset",
-        request,
-        Who {
-            user_id: Some(&user.id),
-            session_id: None,
-        },
+        Some(&user.id),
         None,
+        client,
+        None,
+        now,
     );
-    Ok(Response::new(204))
+    Ok(())
 }
+
+#[cfg(test)]
+#[path = "recovery_tests.rs"]
+mod tests;

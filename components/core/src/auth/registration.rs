@@ -1,97 +1,64 @@
-//! Registration: a new account, throttled per client address.
+//! Registration as a use case: a [`Registration`] of values already valid
+//! by construction in, the new account out; throttled per client address.
 
+use super::AuthStores;
+use super::login::{Client, audit};
+use super::recovery::send_verification_link;
 use super::throttling::throttle_address;
-use super::{AuthService, Who, role_names};
-use crate::api_types::UserBody;
-use crate::clock;
-use crate::domain::{Email, Password, roles_for};
-use crate::error::{ApiError, FieldError};
-use crate::http::{JsonFields, Request, Response};
+use crate::clock::Timestamp;
+use crate::config::AuthSettings;
+use crate::domain::{Email, Password, Role, User, roles_for};
+use crate::error::ApiError;
 use crate::password::hash_password;
-use crate::store::{NewUser, UserStore};
+use crate::store::NewUser;
 use crate::throttle;
 
-/// Longest first or last name.
-const MAX_NAME: usize = 100;
-
-/// A first or last name: at most 100 characters, no control characters
-/// (the OpenAPI document states the same); stored trimmed, and an empty
-/// name is no name.
-fn optional_name(fields: &mut JsonFields, name: &str) -> Option<String> {
-    let value = fields.optional_string(name)?;
-    if value.chars().count() > MAX_NAME {
-        fields.reject(FieldError::new(name, "must be at most 100 characters"));
-        return None;
-    }
-    if value.chars().any(char::is_control) {
-        fields.reject(FieldError::new(name, "must not contain control characters"));
-        return None;
-    }
-    let value = value.trim();
-    (!value.is_empty()).then(|| value.to_owned())
+/// `POST /auth/register`'s command, validated.
+pub struct Registration<'a> {
+    /// The address, in canonical form.
+    pub email: Email,
+    /// A password the policy accepts.
+    pub password: Password,
+    /// Trimmed; `None` when empty.
+    pub first_name: Option<String>,
+    /// Trimmed; `None` when empty.
+    pub last_name: Option<String>,
+    /// Who asks.
+    pub client: Client<'a>,
 }
 
-/// `POST /auth/register`: creates an account.
-pub fn register(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
-    let mut fields = request.json_object()?;
-    let email_input = fields.string("email");
-    let password_input = fields.string("password");
-    let first_name = optional_name(&mut fields, "first_name");
-    let last_name = optional_name(&mut fields, "last_name");
-    let email = email_input
-        .as_deref()
-        .and_then(|input| match Email::parse(input) {
-            Ok(email) => Some(email),
-            Err(reason) => {
-                fields.reject(FieldError::new("email", reason));
-                None
-            }
-        });
-    let context: Vec<&str> = [
-        email.as_ref().map(Email::as_str),
-        first_name.as_deref(),
-        last_name.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let password =
-        password_input
-            .as_deref()
-            .and_then(|input| match Password::parse(input, &context) {
-                Ok(password) => Some(password),
-                Err(reason) => {
-                    fields.reject(FieldError::new("password", reason));
-                    None
-                }
-            });
-    fields.finish()?;
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(ApiError::Internal(anyhow::anyhow!(
-            "validation passed without values"
-        )));
-    };
-
-    // Every attempt that gets this far counts, taken or not: it is also
-    // how one would probe which emails have accounts.
-    let ip = request.client_ip(&service.settings.trusted_proxies);
-    let now = clock::now();
-    let (count, window_left) = service.stores.counters().hit(
-        &format!("register:{}", throttle_address(&ip)),
-        throttle::REGISTRATION_WINDOW,
-        clock::now_millis(),
-    )?;
-    if let Some(retry_after) = throttle::exhausted(
-        count,
-        service.settings.registrations_per_ip + 1,
-        window_left,
-    ) {
+/// Creates an account and sends it a verification link.
+///
+/// Rules: every attempt counts against the client's address, taken or not
+/// (it is also how one would probe which emails have accounts); a taken
+/// address is a conflict whatever its case; the account starts unverified,
+/// so `admin_emails` gives it nothing until the address is proven.
+pub fn register(
+    stores: AuthStores<'_>,
+    settings: &AuthSettings,
+    command: Registration<'_>,
+    now: Timestamp,
+) -> Result<(User, Vec<Role>), ApiError> {
+    let Registration {
+        email,
+        password,
+        first_name,
+        last_name,
+        client,
+    } = command;
+    let key = format!("register:{}", throttle_address(client.ip));
+    let window = throttle::REGISTRATION_WINDOW;
+    let (count, window_left) = stores
+        .counters
+        .hit(&key, window, crate::clock::now_millis())?;
+    let limit = settings.registrations_per_ip + 1;
+    if let Some(retry_after) = throttle::exhausted(count, limit, window_left) {
         return Err(ApiError::RateLimited { retry_after });
     }
 
     let hash = hash_password(&password)?;
     let id = crate::random::uuid().to_string();
-    let created = service.stores.database.insert_user(&NewUser {
+    let created = stores.users.insert_user(&NewUser {
         id: &id,
         email: &email,
         password_hash: &hash,
@@ -102,63 +69,125 @@ pub fn register(service: &AuthService, request: &Request) -> Result<Response, Ap
     if !created {
         return Err(ApiError::Conflict("email_taken"));
     }
-    let user = crate::domain::User {
-        id: id.clone(),
-        email: email.clone(),
+    let user = User {
+        id,
+        email,
         first_name,
         last_name,
         created_at: now,
         email_verified: false,
     };
-    super::recovery::send_verification_link(service, &user)?;
-    service.audit(
+    send_verification_link(stores, &settings.mail, &user, now)?;
+    audit(
+        stores.audit,
         "register",
-        request,
-        Who {
-            user_id: Some(&id),
-            session_id: None,
-        },
+        Some(&user.id),
         None,
+        client,
+        None,
+        now,
     );
-    let roles = roles_for(&user, &service.settings.admin_emails);
-    Ok(
-        Response::json(201, &UserBody::new(&user, role_names(&roles)))
-            .header("location", "/auth/me"),
-    )
+    let roles = roles_for(&user, &settings.admin_emails);
+    Ok((user, roles))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::JsonFields;
+    use crate::auth::testing::{CLIENT, PASSWORD, audited, settings, stores};
+    use crate::store::UserStore;
+    use crate::store::memory::MemoryStore;
 
-    /// The OpenAPI document states the name rule as a pattern; the two
-    /// must accept the same names.
-    #[test]
-    fn the_documented_name_pattern_accepts_exactly_what_registration_accepts() {
-        let document: serde_json::Value = serde_json::from_str(crate::docs::OPENAPI_JSON).unwrap();
-        let schema =
-            &document["components"]["schemas"]["RegisterRequest"]["properties"]["first_name"];
-        let pattern = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
-        for name in [
-            "Ada",
-            "",
-            "  ",
-            "Zoë",
-            "tab\there",
-            "nul\u{0}",
-            "del\u{7f}",
-            "c1\u{85}",
-            "\u{a0}",
-        ] {
-            let mut fields = JsonFields::parse(
-                serde_json::json!({ "first_name": name })
-                    .to_string()
-                    .as_bytes(),
-            )
-            .unwrap();
-            optional_name(&mut fields, "first_name");
-            assert_eq!(pattern.is_match(name), fields.finish().is_ok(), "{name:?}");
+    fn registration(email: &str, client: Client<'static>) -> Registration<'static> {
+        Registration {
+            email: Email::parse(email).unwrap(),
+            password: Password::parse(PASSWORD, &[]).unwrap(),
+            first_name: Some("Ada".to_owned()),
+            last_name: None,
+            client,
         }
+    }
+
+    #[test]
+    fn a_new_account_is_unverified_and_gets_a_verification_link() {
+        let store = MemoryStore::default();
+        let command = registration("root@example.com", CLIENT);
+        let (user, roles) = register(stores(&store), &settings(), command, 100).unwrap();
+        assert!(!user.email_verified);
+        // In admin_emails, but not proven: no admin.
+        assert_eq!(roles, vec![Role::User]);
+        let stored = store.user_by_id(&user.id).unwrap().unwrap();
+        assert_eq!(stored.first_name.as_deref(), Some("Ada"));
+        let outbox = store.outbox.borrow();
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].to, "root@example.com");
+        assert!(outbox[0].text.contains("/verify-email?token="));
+        assert_eq!(audited(&store), vec!["register"]);
+    }
+
+    #[test]
+    fn a_taken_address_conflicts_and_sends_nothing() {
+        let store = MemoryStore::default();
+        register(
+            stores(&store),
+            &settings(),
+            registration("ada@example.com", CLIENT),
+            100,
+        )
+        .unwrap();
+        let again = registration("ADA@example.com", CLIENT);
+        let outcome = register(stores(&store), &settings(), again, 101);
+        assert!(matches!(outcome, Err(ApiError::Conflict("email_taken"))));
+        assert_eq!(store.outbox.borrow().len(), 1);
+    }
+
+    #[test]
+    fn every_attempt_counts_against_the_clients_address() {
+        let store = MemoryStore::default();
+        let settings = AuthSettings {
+            registrations_per_ip: 2,
+            ..settings()
+        };
+        // IPv6 clients are counted by their /64.
+        let [a, b, c] = ["2001:db8::1", "2001:db8::2", "2001:db8::3"].map(|ip| Client {
+            ip,
+            user_agent: "tests",
+        });
+        register(
+            stores(&store),
+            &settings,
+            registration("a@example.com", a),
+            100,
+        )
+        .unwrap();
+        // A taken address still counts.
+        let taken = register(
+            stores(&store),
+            &settings,
+            registration("a@example.com", b),
+            100,
+        );
+        assert!(matches!(taken, Err(ApiError::Conflict(_))));
+        let throttled = register(
+            stores(&store),
+            &settings,
+            registration("c@example.com", c),
+            100,
+        );
+        assert!(
+            matches!(throttled, Err(ApiError::RateLimited { .. })),
+            "{throttled:?}"
+        );
+        let elsewhere = Client {
+            ip: "198.51.100.1",
+            user_agent: "tests",
+        };
+        register(
+            stores(&store),
+            &settings,
+            registration("c@example.com", elsewhere),
+            100,
+        )
+        .unwrap();
     }
 }

@@ -3,6 +3,8 @@
 //! backends (see the test at the end), so a rule a use case relies on holds
 //! here as it does on PostgreSQL, SQLite and Redis.
 
+mod mail;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -43,6 +45,9 @@ pub struct MemoryStore {
     counters: RefCell<HashMap<String, (u64, Millis)>>,
     /// Every audited event's name and user, in order.
     pub audited: RefCell<Vec<(String, Option<String>)>>,
+    links: RefCell<HashMap<String, mail::StoredLink>>,
+    /// Messages queued and not yet delivered, oldest first.
+    pub outbox: RefCell<Vec<crate::store::QueuedMail>>,
 }
 
 impl UserStore for MemoryStore {

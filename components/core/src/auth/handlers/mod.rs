@@ -1,0 +1,86 @@
+//! The `auth` component's HTTP layer: each handler reads a request into a
+//! use case's command, runs it, and writes its outcome as a response
+//! (cookies, status, problem+json through [`ApiError`]). The rules live in
+//! the use cases (the modules beside this one).
+
+mod account;
+mod recovery;
+mod registration;
+mod sign_in;
+
+pub use account::{change_password, health, list_sessions, me, revoke_session};
+pub use recovery::{
+    deliver_after_response, forgot_password, request_verification, reset_password, verify_email,
+};
+pub use registration::register;
+pub use sign_in::{login, logout, refresh, refresh_failure_response};
+
+use super::AuthService;
+use super::login::Client;
+use crate::domain::Role;
+use crate::error::ApiError;
+use crate::http::Request;
+use crate::tokens::RefreshToken;
+
+/// Name of the refresh cookie; `__Secure-` makes browsers insist on
+/// `Secure` (RFC 6265bis section 4.1.3.1).
+pub const REFRESH_COOKIE: &str = "__Secure-refresh_token";
+/// The cookie is sent only to the routes that read it.
+const REFRESH_COOKIE_PATH: &str = "/auth";
+/// Longest `User-Agent` kept with a session or audit event.
+const MAX_USER_AGENT: usize = 256;
+
+/// Where a request comes from, owned: the address (behind trusted proxies,
+/// the one they forwarded) and the user agent, cut to a sane length.
+struct ClientInfo {
+    ip: String,
+    user_agent: String,
+}
+
+impl ClientInfo {
+    fn of(service: &AuthService, request: &Request) -> Self {
+        Self {
+            ip: request.client_ip(&service.settings.trusted_proxies),
+            user_agent: user_agent(request),
+        }
+    }
+
+    fn client(&self) -> Client<'_> {
+        Client {
+            ip: &self.ip,
+            user_agent: &self.user_agent,
+        }
+    }
+}
+
+pub(crate) fn user_agent(request: &Request) -> String {
+    request
+        .header("user-agent")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_USER_AGENT)
+        .collect()
+}
+
+fn refresh_cookie(token: &RefreshToken, max_age: u64) -> String {
+    format!(
+        "{REFRESH_COOKIE}={}; HttpOnly; Secure; SameSite=Strict; Path={REFRESH_COOKIE_PATH}; Max-Age={max_age}",
+        token.expose()
+    )
+}
+
+fn cleared_cookie() -> String {
+    format!(
+        "{REFRESH_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path={REFRESH_COOKIE_PATH}; Max-Age=0"
+    )
+}
+
+fn role_names(roles: &[Role]) -> Vec<String> {
+    roles.iter().map(|r| r.as_str().to_owned()).collect()
+}
+
+/// The account behind a verified access token is gone.
+fn account_gone() -> ApiError {
+    ApiError::InvalidToken("the account no longer exists")
+}

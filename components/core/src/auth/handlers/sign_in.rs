@@ -1,0 +1,203 @@
+//! Signing in and out over HTTP: login, refresh token rotation, logout.
+
+use super::{AuthService, ClientInfo, REFRESH_COOKIE, cleared_cookie, refresh_cookie, role_names};
+use crate::api_types::{TokenBody, UserBody};
+use crate::auth::login::{Login, sign_in};
+use crate::auth::sessions::{self, LoggedOut, Proof, Scope};
+use crate::clock;
+use crate::domain::Password;
+use crate::error::ApiError;
+use crate::http::{JsonFields, Request, Response, form_pairs};
+use crate::service::authenticate;
+use crate::tokens::RefreshToken;
+
+/// Email and password from a JSON body or an OAuth2 password-grant form
+/// (RFC 6749 section 4.3.2), which Swagger UI's Authorize sends.
+fn credentials(request: &Request) -> Result<(String, String), ApiError> {
+    let mut fields = match request.media_type().as_deref() {
+        Some("application/x-www-form-urlencoded") => {
+            let mut fields = JsonFields::from_pairs(form_pairs(&request.body));
+            let username = fields.optional_string("username");
+            let email = fields.optional_string("email");
+            let password = fields.string("password");
+            return match (username.or(email), password) {
+                (Some(email), Some(password)) => {
+                    fields.finish()?;
+                    Ok((email, password))
+                }
+                (None, _) => Err(ApiError::invalid("username", "is required")),
+                _ => Err(fields
+                    .finish()
+                    .err()
+                    .unwrap_or(ApiError::invalid("password", "is required"))),
+            };
+        }
+        _ => request.json_object()?,
+    };
+    let email = fields.string("email");
+    let password = fields.string("password");
+    fields.finish()?;
+    match (email, password) {
+        (Some(email), Some(password)) => Ok((email, password)),
+        _ => Err(ApiError::invalid("email", "is required")),
+    }
+}
+
+/// `POST /auth/login`: checks the password and starts a session.
+pub fn login(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
+    let (email, password) = credentials(request)?;
+    let password =
+        Password::for_login(&password).map_err(|reason| ApiError::invalid("password", reason))?;
+    let client = ClientInfo::of(service, request);
+    let command = Login {
+        email: &email,
+        password,
+        client: client.client(),
+    };
+    let stores = service.use_case_stores().sign_in();
+    let signed_in = sign_in(
+        stores,
+        &service.settings,
+        &service.policy(),
+        command,
+        clock::now(),
+    )?;
+    let access_token = service.keys()?.mint(
+        &signed_in.user.id,
+        &signed_in.session_id,
+        &signed_in.roles,
+        service.settings.access_token_ttl,
+    )?;
+    let body = TokenBody {
+        access_token,
+        token_type: "bearer",
+        expires_in: service.settings.access_token_ttl,
+        refresh_token: None,
+        user: Some(UserBody::new(&signed_in.user, role_names(&signed_in.roles))),
+    };
+    Ok(Response::json(200, &body)
+        .header(
+            "set-cookie",
+            &refresh_cookie(&signed_in.refresh_token, service.settings.refresh_token_ttl),
+        )
+        .header("cache-control", "no-store"))
+}
+
+/// The refresh token a request carries: in a JSON body (clients without a
+/// cookie jar) or in the cookie. The flag says it came in the body.
+fn presented_refresh_token(request: &Request) -> Result<Option<(String, bool)>, ApiError> {
+    if let Some(mut fields) = request.optional_json_object()? {
+        if let Some(token) = fields.optional_string("refresh_token") {
+            fields.finish()?;
+            return Ok(Some((token, true)));
+        }
+        fields.finish()?;
+    }
+    Ok(request
+        .cookie(REFRESH_COOKIE)
+        .filter(|token| !token.is_empty())
+        .map(|token| (token.to_owned(), false)))
+}
+
+/// `POST /auth/refresh`: rotates the refresh token, mints an access token.
+pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
+    let presented = presented_refresh_token(request)?;
+    let Some((presented, in_body)) = presented
+        .and_then(|(token, in_body)| RefreshToken::parse(&token).map(|token| (token, in_body)))
+    else {
+        return Err(ApiError::InvalidRefreshToken);
+    };
+    let client = ClientInfo::of(service, request);
+    let refreshed = sessions::refresh(
+        service.use_case_stores(),
+        &service.settings,
+        &service.policy(),
+        presented,
+        client.client(),
+        clock::now(),
+    )?;
+    let access_token = service.keys()?.mint(
+        &refreshed.user.id,
+        &refreshed.session_id,
+        &refreshed.roles,
+        service.settings.access_token_ttl,
+    )?;
+    let current = refreshed.refresh_token;
+    let body = TokenBody {
+        access_token,
+        token_type: "bearer",
+        expires_in: service.settings.access_token_ttl,
+        refresh_token: in_body.then(|| current.expose().to_owned()),
+        user: None,
+    };
+    Ok(Response::json(200, &body)
+        .header(
+            "set-cookie",
+            &refresh_cookie(&current, service.settings.refresh_token_ttl),
+        )
+        .header("cache-control", "no-store"))
+}
+
+/// Renders a refresh failure; a 401 also clears the cookie, so a browser
+/// stops sending a token that will never work again.
+pub fn refresh_failure_response(error: &ApiError) -> Response {
+    let response = crate::problem::response(error);
+    if error.status() == 401 {
+        response.header("set-cookie", &cleared_cookie())
+    } else {
+        response
+    }
+}
+
+/// `POST /auth/logout?scope=local|others|global`: always 204, clearing the
+/// cookie; ends what the scope says for the session the request proves: the
+/// refresh token's if it names one, else the Bearer token's.
+pub fn logout(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
+    let scope = match request.query_param("scope") {
+        None => Scope::Local,
+        Some(value) => Scope::parse(&value)
+            .ok_or_else(|| ApiError::invalid("scope", "must be local, others or global"))?,
+    };
+    let client = ClientInfo::of(service, request);
+    let now = clock::now();
+    let log_out = |proof| {
+        sessions::log_out(
+            service.use_case_stores(),
+            &service.settings,
+            proof,
+            scope,
+            client.client(),
+            now,
+        )
+    };
+    let refresh_token =
+        presented_refresh_token(request)?.and_then(|(token, _)| RefreshToken::parse(&token));
+    let mut outcome = match &refresh_token {
+        Some(token) => log_out(Proof::RefreshToken(token))?,
+        None => LoggedOut::NoSession,
+    };
+    if outcome == LoggedOut::NoSession {
+        match authenticate(service, request) {
+            Ok(claims) => {
+                outcome = log_out(Proof::Session {
+                    user_id: &claims.user_id,
+                    session_id: &claims.session_id,
+                })?;
+            }
+            Err(ApiError::Unavailable(store, cause)) => {
+                return Err(ApiError::Unavailable(store, cause));
+            }
+            // No session to end: a logout is still a success.
+            Err(_) => {}
+        }
+    }
+    let response = Response::new(204);
+    // Logging out other sessions leaves this one signed in.
+    Ok(
+        if scope == Scope::Others && outcome != LoggedOut::StolenTokenRevoked {
+            response
+        } else {
+            response.header("set-cookie", &cleared_cookie())
+        },
+    )
+}

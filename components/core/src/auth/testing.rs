@@ -1,0 +1,83 @@
+//! What the use cases' native tests share: settings, a client, a session
+//! policy, and an in-memory store with one account.
+
+use super::AuthStores;
+use super::login::Client;
+use crate::config::{AuthSettings, MailSettings};
+use crate::domain::{Email, Password};
+use crate::password::hash_password;
+use crate::store::memory::MemoryStore;
+use crate::store::{NewUser, SessionPolicy, UserStore};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const CLIENT: Client<'static> = Client {
+    ip: "203.0.113.7",
+    user_agent: "tests",
+};
+pub const POLICY: SessionPolicy = SessionPolicy {
+    refresh_ttl: 3_600,
+    reuse_grace: 30,
+    max_lifetime: 86_400,
+};
+
+/// Three free login failures; `root@example.com` is in `admin_emails`.
+pub fn settings() -> AuthSettings {
+    AuthSettings {
+        access_token_ttl: 900,
+        refresh_token_ttl: POLICY.refresh_ttl,
+        refresh_reuse_grace: POLICY.reuse_grace,
+        session_max_lifetime: POLICY.max_lifetime,
+        admin_emails: vec![Email::parse("root@example.com").unwrap()],
+        login_failures_per_account: 3,
+        login_failures_per_ip: 100,
+        registrations_per_ip: 20,
+        trusted_proxies: Vec::new(),
+        require_verified_email: false,
+        mail: MailSettings {
+            app_url: "http://127.0.0.1:3000".to_owned(),
+            mail_url: None,
+            mail_api_key: None,
+            mail_from: "no-reply@localhost".to_owned(),
+        },
+    }
+}
+
+/// Every store trait on one in-memory store.
+pub fn stores(store: &MemoryStore) -> AuthStores<'_> {
+    AuthStores {
+        users: store,
+        sessions: store,
+        counters: store,
+        audit: store,
+        links: store,
+        outbox: store,
+    }
+}
+
+/// A store holding one account with [`PASSWORD`]; and its id.
+pub fn with_user(email: &str) -> (MemoryStore, String) {
+    let store = MemoryStore::default();
+    let id = crate::random::uuid().to_string();
+    let hash = hash_password(&Password::parse(PASSWORD, &[]).unwrap()).unwrap();
+    store
+        .insert_user(&NewUser {
+            id: &id,
+            email: &Email::parse(email).unwrap(),
+            password_hash: &hash,
+            first_name: None,
+            last_name: None,
+            created_at: 0,
+        })
+        .unwrap();
+    (store, id)
+}
+
+/// The events audited so far, by name.
+pub fn audited(store: &MemoryStore) -> Vec<String> {
+    store
+        .audited
+        .borrow()
+        .iter()
+        .map(|(event, _)| event.clone())
+        .collect()
+}

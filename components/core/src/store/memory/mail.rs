@@ -1,0 +1,116 @@
+//! Single-use links and the mail outbox, in memory, with the semantics of
+//! the SQL implementation in [`crate::store::email`].
+
+use super::MemoryStore;
+use crate::clock::Timestamp;
+use crate::store::{LinkPurpose, LinkStore, NewMail, Outbox, QueuedMail, StoreResult};
+use crate::tokens::TokenDigest;
+
+/// A link as the SQL table keeps it.
+pub(super) struct StoredLink {
+    user_id: String,
+    purpose: LinkPurpose,
+    expires_at: Timestamp,
+    used: bool,
+}
+
+impl LinkStore for MemoryStore {
+    fn issue_link(
+        &self,
+        digest: &TokenDigest,
+        user_id: &str,
+        purpose: LinkPurpose,
+        _now: Timestamp,
+        expires_at: Timestamp,
+        void_older: bool,
+    ) -> StoreResult<()> {
+        let mut links = self.links.borrow_mut();
+        if void_older {
+            links
+                .values_mut()
+                .filter(|link| link.user_id == user_id && link.purpose == purpose)
+                .for_each(|link| link.used = true);
+        }
+        links.insert(
+            digest.as_str().to_owned(),
+            StoredLink {
+                user_id: user_id.to_owned(),
+                purpose,
+                expires_at,
+                used: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn link_user(
+        &self,
+        digest: &TokenDigest,
+        purpose: LinkPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        Ok(self
+            .links
+            .borrow()
+            .get(digest.as_str())
+            .filter(|link| link.purpose == purpose && !link.used && link.expires_at > now)
+            .map(|link| link.user_id.clone()))
+    }
+
+    fn use_link(
+        &self,
+        digest: &TokenDigest,
+        purpose: LinkPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        let user_id = self.link_user(digest, purpose, now)?;
+        if user_id.is_some()
+            && let Some(link) = self.links.borrow_mut().get_mut(digest.as_str())
+        {
+            link.used = true;
+        }
+        Ok(user_id)
+    }
+}
+
+impl Outbox for MemoryStore {
+    fn enqueue(&self, message: &NewMail<'_>, _now: Timestamp) -> StoreResult<String> {
+        let id = crate::random::uuid().to_string();
+        self.outbox.borrow_mut().push(QueuedMail {
+            id: id.clone(),
+            to: message.to.to_owned(),
+            subject: message.subject.to_owned(),
+            text: message.text.to_owned(),
+            html: message.html.to_owned(),
+            attempts: 0,
+        });
+        Ok(id)
+    }
+
+    fn claim_due(
+        &self,
+        _now: Timestamp,
+        _lease_until: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<QueuedMail>> {
+        let mut outbox = self.outbox.borrow_mut();
+        let claimed: Vec<QueuedMail> = outbox
+            .iter_mut()
+            .take(usize::try_from(limit).unwrap_or(0))
+            .map(|mail| {
+                mail.attempts += 1;
+                mail.clone()
+            })
+            .collect();
+        Ok(claimed)
+    }
+
+    fn delivered(&self, id: &str, _now: Timestamp) -> StoreResult<()> {
+        self.outbox.borrow_mut().retain(|mail| mail.id != id);
+        Ok(())
+    }
+
+    fn failed(&self, _id: &str, _error: &str, _retry_at: Timestamp) -> StoreResult<()> {
+        Ok(())
+    }
+}
