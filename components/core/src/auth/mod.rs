@@ -4,6 +4,7 @@
 //! as the steps of its use case; the component only routes to it.
 
 mod account;
+mod discovery;
 pub mod login;
 mod recovery;
 mod registration;
@@ -13,6 +14,7 @@ mod throttling;
 use std::ops::Deref;
 
 pub use account::{change_password, health, list_sessions, me, revoke_session};
+pub use discovery::{jwks, openid_configuration};
 pub use recovery::{
     deliver_after_response, forgot_password, request_verification, reset_password, verify_email,
 };
