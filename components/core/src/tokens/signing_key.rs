@@ -11,6 +11,14 @@ use jwt_simple::prelude::*;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+/// The Ed25519 algorithm identifier, 1.3.101.112 (RFC 8410 section 3).
+const ED25519_OID: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.101.112");
+/// A PKCS#8 v1 Ed25519 key up to the seed: the one DER form the signing
+/// library reads, so keys in other forms are re-encoded to it.
+const PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
 /// An Ed25519 key pair and its `kid`.
 #[derive(Clone)]
 pub struct SigningKey {
@@ -30,12 +38,35 @@ impl std::fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Reads a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`, as
-    /// `openssl genpkey -algorithm ed25519` writes it). The error is safe
-    /// to show the operator: it never repeats the key.
+    /// `openssl genpkey -algorithm ed25519` writes it, or version 2 with
+    /// the public key included). The error is safe to show the operator:
+    /// it never repeats the key.
     pub fn from_pem(pem: &str) -> Result<Self, String> {
-        let key_pair = Ed25519KeyPair::from_pem(pem.trim()).map_err(|_| {
-            "is not an Ed25519 private key in PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)".to_owned()
-        })?;
+        const NOT_A_KEY: &str =
+            "is not an Ed25519 private key in PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)";
+        use pkcs8::der::Decode;
+        let (label, document) =
+            pkcs8::SecretDocument::from_pem(pem.trim()).map_err(|_| NOT_A_KEY.to_owned())?;
+        let info = pkcs8::PrivateKeyInfo::from_der(document.as_bytes())
+            .map_err(|_| NOT_A_KEY.to_owned())?;
+        if label != "PRIVATE KEY" || info.algorithm.oid != ED25519_OID {
+            return Err(NOT_A_KEY.to_owned());
+        }
+        // RFC 8410 section 7: the private key is an OCTET STRING holding
+        // the 32-byte seed.
+        let seed = match info.private_key {
+            [0x04, 0x20, seed @ ..] if seed.len() == 32 => seed,
+            _ => return Err(NOT_A_KEY.to_owned()),
+        };
+        let mut v1 = zeroize::Zeroizing::new(PKCS8_V1_PREFIX.to_vec());
+        v1.extend_from_slice(seed);
+        let key_pair = Ed25519KeyPair::from_der(&v1).map_err(|_| NOT_A_KEY.to_owned())?;
+        // A version 2 key also states its public key: it must be this one.
+        if let Some(public) = info.public_key
+            && public != key_pair.public_key().to_bytes().as_slice()
+        {
+            return Err("holds a public key that does not belong to its private key".to_owned());
+        }
         Ok(Self::named(key_pair))
     }
 
@@ -55,9 +86,13 @@ impl SigningKey {
         }
     }
 
-    /// The key as PKCS#8 PEM, to keep a generated key.
+    /// The key as PKCS#8 (v1) PEM, to keep a generated key.
     pub fn to_pem(&self) -> Zeroizing<String> {
-        Zeroizing::new(self.key_pair.to_pem())
+        use pkcs8::der::pem::{LineEnding, encode_string};
+        let der = Zeroizing::new(self.key_pair.to_der());
+        Zeroizing::new(
+            encode_string("PRIVATE KEY", LineEnding::LF, &der).expect("a short key encodes"),
+        )
     }
 
     /// The key's id: its RFC 7638 thumbprint.
@@ -120,6 +155,37 @@ mod tests {
             )
         );
         assert!(jwk.get("d").is_none(), "no private part is published");
+    }
+
+    /// The same key as PKCS#8 v2 (RFC 5958), with its public key, as
+    /// `ed25519-dalek` and some key services write it.
+    #[test]
+    fn a_version_2_key_reads_the_same_and_a_wrong_public_key_is_refused() {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+        let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap();
+        let public =
+            hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+                .unwrap();
+        let v2 = |public: &[u8]| {
+            let mut der = hex::decode("3051020101300506032b657004220420").unwrap();
+            der.extend_from_slice(&seed);
+            der.extend_from_slice(&[0x81, 0x21, 0x00]);
+            der.extend_from_slice(public);
+            let body = STANDARD.encode(der);
+            let (first, rest) = body.split_at(64);
+            format!("-----BEGIN PRIVATE KEY-----\n{first}\n{rest}\n-----END PRIVATE KEY-----\n")
+        };
+        let key = SigningKey::from_pem(&v2(&public)).unwrap();
+        assert_eq!(key.kid(), SigningKey::from_pem(RFC8037_PEM).unwrap().kid());
+        let mut wrong = public.clone();
+        wrong[0] ^= 1;
+        assert!(
+            SigningKey::from_pem(&v2(&wrong))
+                .unwrap_err()
+                .contains("does not belong")
+        );
     }
 
     #[test]
