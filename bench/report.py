@@ -118,6 +118,18 @@ print(f"| native (`cargo run --release --example argon2`) | {native:.1f} ms | 1.
 print(f"| in a component, memory already grown (fixture, second verification in one instance) | {grown:.1f} ms | {grown / native:.2f} |")
 print(f"| in the `auth` component's login, fresh instance (gap in the login timeline) | {wasm:.1f} ms | {wasm / native:.2f} |")
 print()
+jwt_native = json.loads(results.joinpath("jwt-native.json").read_text())
+jwt_component = [json.loads(line) for line in results.joinpath("jwt-component.jsonl").read_text().splitlines() if line.strip()][1:]
+print("Access token signing and verification (`AccessKeys::mint` / `verify`, claims and JSON included), median of 200 per run:")
+print()
+print("| Algorithm | Operation | Native | In a component | Ratio |")
+print("|---|---|---:|---:|---:|")
+for algorithm in ("HS256", "EdDSA"):
+    for operation, key in (("sign", "sign_us"), ("verify", "verify_us")):
+        native_us = jwt_native[algorithm][key]
+        wasm_us = median([run[algorithm][key] for run in jwt_component])
+        print(f"| {algorithm} | {operation} | {native_us:.1f} µs | {wasm_us:.1f} µs | {wasm_us / native_us:.2f} |")
+print()
 print("Peak linear memory of one instance:")
 print()
 print("| Request | Peak memory |")

@@ -17,6 +17,7 @@ echo "==> building (release)"
 cargo build --release --quiet
 cargo build --release --quiet --target wasm32-wasip1 -p auth -p questions -p host-fixture
 cargo build --release --quiet --example argon2
+cargo build --release --quiet -p spin-auth-core --example jwt
 
 {
   echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB;"
@@ -114,6 +115,10 @@ host=$!
 for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$port/argon2" > /dev/null 2>&1 && break; sleep 0.5; done
 : > "$out/argon2-component.jsonl"
 for _ in $(seq 1 12); do curl -fs "http://127.0.0.1:$port/argon2" >> "$out/argon2-component.jsonl"; echo >> "$out/argon2-component.jsonl"; done
+echo "==> access token signing and verification, HS256 and EdDSA"
+: > "$out/jwt-component.jsonl"
+for _ in $(seq 1 5); do curl -fs "http://127.0.0.1:$port/jwt" >> "$out/jwt-component.jsonl"; echo >> "$out/jwt-component.jsonl"; done
 stop_host
+target/release/examples/jwt > "$out/jwt-native.json"
 
 python3 bench/report.py "$out" | tee "$out/results.md"

@@ -65,6 +65,8 @@ pub struct ComponentDecl {
     pub allowed_outbound_hosts: Vec<String>,
     /// Names of the SQLite databases the component may open.
     pub sqlite_databases: HashSet<String>,
+    /// Labels of the key-value stores the component may open.
+    pub key_value_stores: HashSet<String>,
     /// Component variables: name to template.
     pub variables: BTreeMap<String, String>,
     /// Environment variables given to the guest.
@@ -262,7 +264,6 @@ impl ComponentDecl {
             ),
         };
         for (field, unsupported) in [
-            ("key_value_stores", !raw.key_value_stores.is_empty()),
             ("ai_models", !raw.ai_models.is_empty()),
             ("files", !raw.files.is_empty()),
             ("dependencies", !raw.dependencies.is_empty()),
@@ -282,6 +283,13 @@ impl ComponentDecl {
                 );
             }
         }
+        for store in &raw.key_value_stores {
+            if store != "default" {
+                bail!(
+                    "key-value store {store:?}: only `default` exists without a runtime configuration"
+                );
+            }
+        }
         for name in raw.variables.keys() {
             check_variable_name(name)
                 .with_context(|| format!("component variable {name:?} has an invalid name"))?;
@@ -291,6 +299,7 @@ impl ComponentDecl {
             source,
             allowed_outbound_hosts: raw.allowed_outbound_hosts,
             sqlite_databases: raw.sqlite_databases.into_iter().collect(),
+            key_value_stores: raw.key_value_stores.into_iter().collect(),
             variables: raw.variables,
             environment: raw.environment,
             build: raw.build,
@@ -378,13 +387,28 @@ mod tests {
     fn unsupported_features_are_refused_by_name() {
         let text = MINIMAL.replace(
             "sqlite_databases = [\"default\"]",
-            "key_value_stores = [\"default\"]",
+            "ai_models = [\"llama2-chat\"]",
         );
         let error = Manifest::parse(&text, Path::new("/app")).unwrap_err();
+        assert!(format!("{error:#}").contains("ai_models"), "{error:#}");
+    }
+
+    #[test]
+    fn only_the_default_key_value_store_exists() {
+        let with = |stores: &str| {
+            MINIMAL.replace(
+                "sqlite_databases = [\"default\"]",
+                &format!("key_value_stores = {stores}"),
+            )
+        };
+        let manifest = Manifest::parse(&with("[\"default\"]"), Path::new("/app")).unwrap();
         assert!(
-            format!("{error:#}").contains("key_value_stores"),
-            "{error:#}"
+            manifest.components["web"]
+                .key_value_stores
+                .contains("default")
         );
+        let error = Manifest::parse(&with("[\"cache\"]"), Path::new("/app")).unwrap_err();
+        assert!(format!("{error:#}").contains("only `default`"), "{error:#}");
     }
 
     #[test]

@@ -215,6 +215,7 @@ impl App {
                 allowed_hosts: AllowedHosts::parse(hosts.iter().map(String::as_str))
                     .with_context(|| format!("component {}", decl.id))?,
                 sqlite_databases: decl.sqlite_databases.clone(),
+                key_value_stores: decl.key_value_stores.clone(),
                 environment: decl.environment.clone().into_iter().collect(),
             };
             index_of.insert(trigger.component.clone(), components.len());
@@ -264,6 +265,7 @@ impl App {
         }
         let outbound = Arc::new(Outbound::new(
             state_dir.join("sqlite_db.db"),
+            state_dir.join("sqlite_key_value.db"),
             limits.outbound_http,
         ));
         if components
@@ -273,6 +275,15 @@ impl App {
             options.log.line(&format!(
                 "Storing default SQLite data to {:?}.",
                 outbound.sqlite.path()
+            ));
+        }
+        if components
+            .iter()
+            .any(|c| c.context.key_value_stores.contains("default"))
+        {
+            options.log.line(&format!(
+                "Storing default key-value data to {:?}.",
+                outbound.key_value.path()
             ));
         }
         let timelines = options

@@ -11,10 +11,12 @@ mod mail_sink;
 mod migrations;
 mod openapi;
 mod outages;
+mod protected;
 mod questions;
 mod recovery;
 mod review;
 mod sessions;
+mod signing_keys;
 mod tokens;
 mod zero_setup;
 

@@ -34,7 +34,7 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<()
 
 /// Checks a reply against the document's response for `method path`.
 #[track_caller]
-fn conforms(document: &Value, method: &str, path: &str, reply: &Reply) {
+pub(crate) fn conforms(document: &Value, method: &str, path: &str, reply: &Reply) {
     let operation = &document["paths"][path][method];
     assert!(operation.is_object(), "{method} {path} is not documented");
     let mut response = &operation["responses"][reply.status.to_string()];

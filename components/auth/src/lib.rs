@@ -1,5 +1,6 @@
 //! The `auth` component: registration, login, token refresh, logout,
-//! sessions, password change and health. It routes each request to a use
+//! sessions, password change, health and the token-verification keys
+//! (JWKS and discovery document). It routes each request to a use
 //! case in `spin-auth-core` and maps the result to HTTP; nothing else. It
 //! also serves the OpenAPI document and Swagger UI.
 
@@ -38,5 +39,7 @@ fn handle_request(request: Request) -> Result<Response, ApiError> {
         AuthOp::ForgotPassword => auth::forgot_password(&service()?, &request),
         AuthOp::ResetPassword => auth::reset_password(&service()?, &request),
         AuthOp::Health => Ok(auth::health(&service()?)),
+        AuthOp::Jwks => auth::jwks(&service()?),
+        AuthOp::OpenIdConfiguration => auth::openid_configuration(&service()?, &request),
     }
 }

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::domain::Email;
 use crate::store::StoreSettings;
-use crate::tokens::MIN_JWT_KEY_BYTES;
+use crate::tokens::{MIN_JWT_KEY_BYTES, SigningKey};
 
 /// Most clock skew tolerated on `exp`/`nbf`.
 pub const MAX_LEEWAY_SECONDS: u64 = 60;
@@ -48,12 +48,32 @@ pub struct Config {
     /// The key before the last rotation, still accepted (never used to
     /// sign) so that tokens signed with it live out their short lifetime.
     pub jwt_previous_key: Option<Zeroizing<Vec<u8>>>,
+    /// How access tokens are signed.
+    pub jwt_algorithm: JwtAlgorithm,
+    /// The Ed25519 key that signs under EdDSA; `None` when unset, which
+    /// only the embedded database allows (a key is then generated and kept
+    /// there).
+    pub jwt_private_key: Option<SigningKey>,
+    /// The Ed25519 key before the last rotation: still published in the
+    /// JWKS and accepted, never used to sign.
+    pub jwt_previous_private_key: Option<SigningKey>,
     /// JWT `iss`.
     pub issuer: String,
     /// JWT `aud`.
     pub audience: String,
     /// Clock skew tolerated on `exp` and `nbf`, seconds.
     pub token_leeway: u64,
+}
+
+/// The JWS algorithm of access tokens (`jwt_algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with the shared secret `jwt_key`: whoever verifies can
+    /// also sign.
+    Hs256,
+    /// Ed25519 with `jwt_private_key`: anyone can verify with the public
+    /// key from the JWKS; only this service signs.
+    EdDsa,
 }
 
 /// The `auth` component's own settings.
@@ -178,6 +198,24 @@ impl<F: Fn(&str) -> Option<String>> Variables<F> {
         }
     }
 
+    fn signing_key(&self, name: &'static str) -> Result<Option<SigningKey>, ConfigError> {
+        let value = Zeroizing::new(self.get(name)?);
+        if value.trim().is_empty() {
+            return Ok(None);
+        }
+        SigningKey::from_pem(&value)
+            .map(Some)
+            .map_err(|reason| ConfigError::new(name, reason))
+    }
+
+    fn algorithm(&self, name: &'static str) -> Result<JwtAlgorithm, ConfigError> {
+        match self.get(name)?.trim() {
+            "HS256" => Ok(JwtAlgorithm::Hs256),
+            "EdDSA" => Ok(JwtAlgorithm::EdDsa),
+            _ => Err(ConfigError::new(name, "must be HS256 or EdDSA")),
+        }
+    }
+
     fn list<T>(
         &self,
         name: &'static str,
@@ -219,17 +257,28 @@ impl Config {
     pub fn from_source(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let variables = Variables(lookup);
         let store = store_settings(&variables)?;
+        let jwt_algorithm = variables.algorithm("jwt_algorithm")?;
         let jwt_key = variables.key("jwt_key")?;
-        if jwt_key.is_none() && store.database_url.is_some() {
+        let jwt_private_key = variables.signing_key("jwt_private_key")?;
+        // Only the embedded database may keep a generated key: beside a
+        // server, every instance must sign with the same configured key.
+        let missing = match jwt_algorithm {
+            JwtAlgorithm::Hs256 => jwt_key.is_none().then_some("jwt_key"),
+            JwtAlgorithm::EdDsa => jwt_private_key.is_none().then_some("jwt_private_key"),
+        };
+        if let (Some(variable), Some(_)) = (missing, &store.database_url) {
             return Err(ConfigError::new(
-                "jwt_key",
+                variable,
                 "is required when database_url is set",
             ));
         }
         Ok(Self {
             store,
+            jwt_algorithm,
             jwt_key,
             jwt_previous_key: variables.key("jwt_previous_key")?,
+            jwt_private_key,
+            jwt_previous_private_key: variables.signing_key("jwt_previous_private_key")?,
             issuer: variables.text("issuer")?,
             audience: variables.text("audience")?,
             token_leeway: variables.number("token_leeway", 0..=MAX_LEEWAY_SECONDS)?,
@@ -297,6 +346,9 @@ mod tests {
             ("redis_key_prefix", ""),
             ("jwt_key", ""),
             ("jwt_previous_key", ""),
+            ("jwt_algorithm", "HS256"),
+            ("jwt_private_key", ""),
+            ("jwt_previous_private_key", ""),
             ("issuer", "spin-auth"),
             ("audience", "spin-auth"),
             ("access_token_ttl", "900"),
@@ -365,6 +417,59 @@ mod tests {
         );
         let key = "k".repeat(32);
         assert!(load(&[("database_url", "postgres://db/app"), ("jwt_key", &key)]).is_ok());
+    }
+
+    #[test]
+    fn eddsa_reads_pem_keys_and_postgres_requires_one() {
+        let key = SigningKey::generate();
+        let (config, _) = load(&[
+            ("jwt_algorithm", "EdDSA"),
+            ("jwt_private_key", &key.to_pem()),
+        ])
+        .unwrap();
+        assert_eq!(config.jwt_algorithm, JwtAlgorithm::EdDsa);
+        assert_eq!(config.jwt_private_key.unwrap().kid(), key.kid());
+        let (config, _) = load(&[("jwt_algorithm", "EdDSA")]).unwrap();
+        assert!(
+            config.jwt_private_key.is_none(),
+            "the embedded default generates one"
+        );
+        let postgres = ("database_url", "postgres://db/app");
+        let hmac = "k".repeat(32);
+        assert_eq!(
+            misconfigured(load(&[
+                ("jwt_algorithm", "EdDSA"),
+                postgres,
+                ("jwt_key", &hmac)
+            ])),
+            "jwt_private_key"
+        );
+        assert!(
+            load(&[
+                ("jwt_algorithm", "EdDSA"),
+                postgres,
+                ("jwt_private_key", &key.to_pem())
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_bad_algorithm_or_key_names_its_variable() {
+        assert_eq!(
+            misconfigured(load(&[("jwt_algorithm", "RS256")])),
+            "jwt_algorithm"
+        );
+        assert_eq!(
+            misconfigured(load(&[("jwt_algorithm", "none")])),
+            "jwt_algorithm"
+        );
+        for variable in ["jwt_private_key", "jwt_previous_private_key"] {
+            assert_eq!(
+                misconfigured(load(&[("jwt_algorithm", "EdDSA"), (variable, "not a key")])),
+                variable
+            );
+        }
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum AuthOp {
     ResetPassword,
     /// `GET /health`.
     Health,
+    /// `GET /.well-known/jwks.json`.
+    Jwks,
+    /// `GET /.well-known/openid-configuration`.
+    OpenIdConfiguration,
     /// `GET /openapi.json`.
     OpenApi,
     /// `GET /docs` and its assets.
@@ -66,6 +70,12 @@ pub const AUTH_ROUTES: &[Route<AuthOp>] = &[
     ("POST", "/auth/password/forgot", AuthOp::ForgotPassword),
     ("POST", "/auth/password/reset", AuthOp::ResetPassword),
     ("GET", "/health", AuthOp::Health),
+    ("GET", "/.well-known/jwks.json", AuthOp::Jwks),
+    (
+        "GET",
+        "/.well-known/openid-configuration",
+        AuthOp::OpenIdConfiguration,
+    ),
     ("GET", "/openapi.json", AuthOp::OpenApi),
     ("GET", "/docs", AuthOp::Docs),
     ("GET", "/docs/{file}", AuthOp::Docs),

@@ -1,5 +1,5 @@
-//! The Spin host interfaces: outbound HTTP, PostgreSQL, Redis, SQLite and
-//! variables.
+//! The Spin host interfaces: outbound HTTP, PostgreSQL, Redis, SQLite,
+//! key-value and variables.
 //!
 //! `bindgen!` generates the host traits from the WIT in `wit/`; each
 //! submodule implements one capability on [`RequestState`], the data of a
@@ -14,6 +14,7 @@
 
 pub mod allowed_hosts;
 pub mod http;
+pub mod key_value;
 pub mod pg;
 pub mod redis;
 pub mod sqlite;
@@ -41,6 +42,7 @@ mod bindings {
         "fermyon:spin/redis.connection": super::redis::RedisConnection,
         "fermyon:spin/sqlite.connection": super::sqlite::SqliteConnection,
         "spin:sqlite/sqlite.connection": super::sqlite::SqliteConnection,
+        "fermyon:spin/key-value.store": super::key_value::KeyValueStore,
     },
     });
 }
@@ -58,6 +60,8 @@ pub struct ComponentContext {
     pub allowed_hosts: AllowedHosts,
     /// Its `sqlite_databases`.
     pub sqlite_databases: HashSet<String>,
+    /// Its `key_value_stores`.
+    pub key_value_stores: HashSet<String>,
     /// Its `environment`, given to the guest through WASI.
     pub environment: Vec<(String, String)>,
 }
@@ -70,19 +74,26 @@ pub struct Outbound {
     pub redis: redis::Clients,
     /// SQLite databases, by name.
     pub sqlite: sqlite::Databases,
+    /// Key-value stores.
+    pub key_value: key_value::Stores,
     /// The ceilings of outbound HTTP requests' timeouts.
     pub http_timeouts: http::HttpTimeouts,
 }
 
 impl Outbound {
     /// Shared state for an app whose `default` SQLite database lives at
-    /// `sqlite_path`, and whose outbound HTTP requests wait at most
-    /// `http_timeouts`.
-    pub fn new(sqlite_path: PathBuf, http_timeouts: http::HttpTimeouts) -> Self {
+    /// `sqlite_path`, whose key-value stores live at `key_value_path`, and
+    /// whose outbound HTTP requests wait at most `http_timeouts`.
+    pub fn new(
+        sqlite_path: PathBuf,
+        key_value_path: PathBuf,
+        http_timeouts: http::HttpTimeouts,
+    ) -> Self {
         Self {
             pg: pg::Pools::default(),
             redis: redis::Clients::default(),
             sqlite: sqlite::Databases::new(sqlite_path),
+            key_value: key_value::Stores::new(key_value_path),
             http_timeouts,
         }
     }
@@ -149,6 +160,7 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
     fermyon::spin::redis::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
     fermyon::spin::variables::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
     fermyon::spin::sqlite::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    fermyon::spin::key_value::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
     spin::sqlite::sqlite::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
     Ok(())
 }

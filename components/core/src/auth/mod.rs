@@ -22,9 +22,9 @@ mod throttling;
 use std::ops::Deref;
 
 pub use handlers::{
-    REFRESH_COOKIE, change_password, deliver_after_response, forgot_password, health,
-    list_sessions, login, logout, me, refresh, refresh_failure_response, register,
-    request_verification, reset_password, revoke_session, verify_email,
+    REFRESH_COOKIE, change_password, deliver_after_response, forgot_password, health, jwks,
+    list_sessions, login, logout, me, openid_configuration, refresh, refresh_failure_response,
+    register, request_verification, reset_password, revoke_session, verify_email,
 };
 pub use login::SignInStores;
 

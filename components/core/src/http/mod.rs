@@ -193,6 +193,41 @@ impl Request {
         }
         client.to_string()
     }
+
+    /// The scheme and authority the client used (`https://auth.example.com`),
+    /// from Spin's `spin-full-url`; `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` replace them only when the peer is a trusted
+    /// proxy, as `X-Forwarded-For` does in [`Request::client_ip`]. `None`
+    /// when no usable origin is known.
+    pub fn origin(&self, trusted_proxies: &[IpNet]) -> Option<String> {
+        let full_url = self.header("spin-full-url")?;
+        let (scheme, rest) = full_url.split_once("://")?;
+        let mut scheme = scheme.to_ascii_lowercase();
+        let mut authority = rest.split(['/', '?', '#']).next()?.to_owned();
+        let peer = self.header("spin-client-addr").and_then(parse_socket_ip);
+        if peer.is_some_and(|ip| trusted_proxies.iter().any(|cidr| cidr.contains(&ip))) {
+            // The nearest proxy's own value is the first one it wrote.
+            let first = |name: &str| {
+                self.header(name)
+                    .and_then(|value| value.split(',').next())
+                    .map(|value| value.trim().to_owned())
+            };
+            if let Some(proto) = first("x-forwarded-proto") {
+                scheme = proto.to_ascii_lowercase();
+            }
+            if let Some(host) = first("x-forwarded-host") {
+                authority = host;
+            }
+        }
+        // Only what a URL's origin can hold: the value ends up in links
+        // that clients follow.
+        let plain_authority = !authority.is_empty()
+            && authority
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c));
+        ((scheme == "http" || scheme == "https") && plain_authority)
+            .then(|| format!("{scheme}://{}", authority.to_ascii_lowercase()))
+    }
 }
 
 /// An IP address, alone or with a port (`1.2.3.4:5`, `[::1]:5`); an
@@ -298,5 +333,36 @@ mod tests {
         let req = request(&[("cookie", "a=1; __Secure-refresh_token=tok; b=2")]);
         assert_eq!(req.cookie("__Secure-refresh_token"), Some("tok"));
         assert_eq!(req.cookie("c"), None);
+    }
+
+    #[test]
+    fn the_origin_is_the_url_the_client_used_and_proxies_are_believed_only_if_trusted() {
+        let direct = request(&[
+            (
+                "spin-full-url",
+                "http://Auth.Example.com:3000/.well-known/x?y=1",
+            ),
+            ("spin-client-addr", "127.0.0.1:5000"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+        ]);
+        assert_eq!(
+            direct.origin(&[]).as_deref(),
+            Some("http://auth.example.com:3000")
+        );
+        let proxies: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            direct.origin(&proxies).as_deref(),
+            Some("https://evil.example")
+        );
+        let junk = request(&[
+            ("spin-full-url", "http://a.example/"),
+            ("spin-client-addr", "127.0.0.1:5000"),
+            ("x-forwarded-host", "a.example/\"><script>"),
+        ]);
+        assert_eq!(junk.origin(&proxies), None);
+        let ftp = request(&[("spin-full-url", "ftp://a.example/")]);
+        assert_eq!(ftp.origin(&[]), None);
+        assert_eq!(request(&[]).origin(&[]), None);
     }
 }

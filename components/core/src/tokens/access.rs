@@ -1,7 +1,10 @@
-//! Access tokens: HS256 JWTs with header `typ: at+jwt` (RFC 9068).
+//! Access tokens: JWTs with header `typ: at+jwt` (RFC 9068), signed with
+//! HS256 (a shared secret, the default) or EdDSA (Ed25519; the header
+//! names the key by `kid`, and the public keys are published as a JWKS).
 //!
 //! Verification pins the algorithm (a token claiming `none` or another
-//! algorithm fails the header check), then checks the signature, `typ`,
+//! algorithm fails the header check; under EdDSA so does a missing or
+//! unknown `kid`), then checks the signature, `typ`,
 //! `iss`, `aud`, `exp` and `nbf` with the configured leeway. Whether the
 //! session is still live is the caller's next step.
 
@@ -10,6 +13,7 @@ use std::collections::HashSet;
 use jwt_simple::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::SigningKey;
 use crate::domain::Role;
 
 /// The `typ` header value of an access token (RFC 9068 section 2.1).
@@ -51,10 +55,9 @@ pub enum TokenRejection {
     Invalid(&'static str),
 }
 
-/// The key and the claims' expectations.
+/// The keys and the claims' expectations.
 pub struct AccessKeys {
-    key: HS256Key,
-    previous: Option<HS256Key>,
+    keys: Keys,
     issuer: String,
     audience: String,
     leeway_seconds: u64,
@@ -65,8 +68,10 @@ impl AccessKeys {
     /// [`crate::config`]).
     pub fn new(secret: &[u8], issuer: &str, audience: &str, leeway_seconds: u64) -> Self {
         Self {
-            key: HS256Key::from_bytes(secret),
-            previous: None,
+            keys: Keys::Hmac {
+                key: HS256Key::from_bytes(secret),
+                previous: None,
+            },
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             leeway_seconds,
@@ -76,8 +81,56 @@ impl AccessKeys {
     /// Also accepts tokens signed with `previous` (the key before a
     /// rotation); new tokens are still signed with the current key only.
     pub fn with_previous(mut self, previous: Option<&[u8]>) -> Self {
-        self.previous = previous.map(HS256Key::from_bytes);
+        if let Keys::Hmac { previous: slot, .. } = &mut self.keys {
+            *slot = previous.map(HS256Key::from_bytes);
+        }
         self
+    }
+
+    /// EdDSA: `current` signs; it and `previous` (the key before a
+    /// rotation) verify, each chosen by the token's `kid`.
+    pub fn ed25519(
+        current: SigningKey,
+        previous: Option<SigningKey>,
+        issuer: &str,
+        audience: &str,
+        leeway_seconds: u64,
+    ) -> Self {
+        // The same key set twice (a rotation not yet begun) is one key.
+        let previous = previous.filter(|previous| previous.kid() != current.kid());
+        let keys: Vec<&SigningKey> = std::iter::once(&current).chain(&previous).collect();
+        Self {
+            keys: Keys::Ed25519 {
+                verifying: keys
+                    .iter()
+                    .map(|key| (key.kid().to_owned(), key.public_key()))
+                    .collect(),
+                published: keys.iter().map(|key| key.public_jwk()).collect(),
+                current,
+            },
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway_seconds,
+        }
+    }
+
+    /// The public keys as a JWK Set (RFC 7517 section 5): the signing key
+    /// and, during a rotation, the previous one; none under HS256, whose
+    /// key is a secret.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys = match &self.keys {
+            Keys::Hmac { .. } => Vec::new(),
+            Keys::Ed25519 { published, .. } => published.clone(),
+        };
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// The JWS `alg` this service signs with.
+    pub fn algorithm(&self) -> &'static str {
+        match self.keys {
+            Keys::Hmac { .. } => "HS256",
+            Keys::Ed25519 { .. } => "EdDSA",
+        }
     }
 
     /// Signs a token for `user_id` in session `session_id`, valid for
@@ -102,9 +155,11 @@ impl AccessKeys {
             signature_type: Some(TOKEN_TYPE.to_owned()),
             ..HeaderOptions::default()
         };
-        self.key
-            .authenticate_with_options(claims, &header)
-            .map_err(|e| anyhow::anyhow!("cannot sign an access token: {e}"))
+        match &self.keys {
+            Keys::Hmac { key, .. } => key.authenticate_with_options(claims, &header),
+            Keys::Ed25519 { current, .. } => current.key_pair().sign_with_options(claims, &header),
+        }
+        .map_err(|e| anyhow::anyhow!("cannot sign an access token: {e}"))
     }
 
     /// Checks `token` and returns its claims.
@@ -118,18 +173,44 @@ impl AccessKeys {
             max_header_length: Some(1024),
             ..VerificationOptions::default()
         };
-        let mut verified = self
-            .key
-            .verify_token::<SessionClaims>(token, Some(options.clone()))
-            .map_err(|error| rejection(&error));
-        if let (Err(TokenRejection::Invalid("bad signature")), Some(previous)) =
-            (&verified, &self.previous)
-        {
-            verified = previous
-                .verify_token::<SessionClaims>(token, Some(options))
-                .map_err(|error| rejection(&error));
-        }
-        let claims = verified?;
+        let claims = match &self.keys {
+            Keys::Hmac { key, previous } => {
+                let mut verified = key
+                    .verify_token::<SessionClaims>(token, Some(options.clone()))
+                    .map_err(|error| rejection(&error));
+                if let (Err(TokenRejection::Invalid("bad signature")), Some(previous)) =
+                    (&verified, previous)
+                {
+                    verified = previous
+                        .verify_token::<SessionClaims>(token, Some(options))
+                        .map_err(|error| rejection(&error));
+                }
+                verified?
+            }
+            Keys::Ed25519 { verifying, .. } => {
+                if token.len() > MAX_TOKEN_BYTES {
+                    return Err(TokenRejection::Invalid("malformed token"));
+                }
+                let metadata = Token::decode_metadata(token)
+                    .map_err(|_| TokenRejection::Invalid("malformed token"))?;
+                // The algorithm is pinned before any key is looked up: an
+                // `HS256` token must not be checked with a public key as
+                // its HMAC secret (the classic algorithm confusion).
+                if metadata.algorithm() != "EdDSA" {
+                    return Err(TokenRejection::Invalid("wrong algorithm"));
+                }
+                let kid = metadata
+                    .key_id()
+                    .ok_or(TokenRejection::Invalid("the token names no key"))?;
+                let (_, public_key) = verifying
+                    .iter()
+                    .find(|(known, _)| known == kid)
+                    .ok_or(TokenRejection::Invalid("unknown key"))?;
+                public_key
+                    .verify_token::<SessionClaims>(token, Some(options))
+                    .map_err(|error| rejection(&error))?
+            }
+        };
         // Tokens this service signs always carry these; a token without them
         // was not made here, whatever its signature says.
         let (Some(user_id), Some(_), Some(_)) = (claims.subject, claims.expires_at, claims.jwt_id)
@@ -142,6 +223,21 @@ impl AccessKeys {
             roles: claims.custom.roles,
         })
     }
+}
+
+/// The signing and verifying keys of one algorithm.
+enum Keys {
+    Hmac {
+        key: HS256Key,
+        previous: Option<HS256Key>,
+    },
+    Ed25519 {
+        current: SigningKey,
+        /// Public keys by `kid`: the current key, then the previous one.
+        verifying: Vec<(String, Ed25519PublicKey)>,
+        /// Their JWKs, as the JWKS publishes them.
+        published: Vec<serde_json::Value>,
+    },
 }
 
 fn rejection(error: &jwt_simple::Error) -> TokenRejection {
@@ -321,5 +417,102 @@ mod tests {
         ] {
             assert!(keys().verify(junk).is_err(), "{junk:?}");
         }
+    }
+
+    fn ed25519(current: &SigningKey, previous: Option<&SigningKey>) -> AccessKeys {
+        AccessKeys::ed25519(
+            current.clone(),
+            previous.cloned(),
+            "spin-auth",
+            "spin-auth",
+            60,
+        )
+    }
+
+    #[test]
+    fn an_eddsa_token_names_its_key_and_verifies() {
+        let key = SigningKey::generate();
+        let keys = ed25519(&key, None);
+        let token = keys
+            .mint("user-1", "session-1", &[Role::User], 900)
+            .unwrap();
+        let h = header(&token);
+        assert_eq!(
+            (h["alg"].as_str(), h["typ"].as_str()),
+            (Some("EdDSA"), Some("at+jwt"))
+        );
+        assert_eq!(h["kid"], key.kid());
+        assert_eq!(keys.verify(&token).unwrap().user_id, "user-1");
+        assert_eq!(keys.jwks()["keys"][0]["kid"], key.kid());
+        assert_eq!(keys.algorithm(), "EdDSA");
+        assert_eq!(super::tests::keys().jwks(), serde_json::json!({"keys": []}));
+    }
+
+    #[test]
+    fn a_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
+        let (old, new) = (SigningKey::generate(), SigningKey::generate());
+        let before = ed25519(&old, None)
+            .mint("u", "s", &[Role::User], 900)
+            .unwrap();
+        let rotated = ed25519(&new, Some(&old));
+        assert_eq!(rotated.verify(&before).unwrap().user_id, "u");
+        let after = rotated.mint("u", "s", &[Role::User], 900).unwrap();
+        assert_eq!(header(&after)["kid"], new.kid());
+        let published: Vec<_> = rotated.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|jwk| jwk["kid"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(published, [new.kid(), old.kid()]);
+        // Once the previous key is dropped, its tokens are unknown.
+        assert_eq!(
+            ed25519(&new, None).verify(&before),
+            Err(TokenRejection::Invalid("unknown key"))
+        );
+    }
+
+    #[test]
+    fn under_eddsa_hs256_a_missing_kid_and_a_forged_kid_are_refused() {
+        let key = SigningKey::generate();
+        let keys = ed25519(&key, None);
+        let token = keys.mint("u", "s", &[Role::User], 900).unwrap();
+        let (h, c) = (header(&token), claims(&token));
+        // An HS256 token keyed with the public key (algorithm confusion).
+        let mut hs = h.clone();
+        hs["alg"] = "HS256".into();
+        let public = key.public_key().to_bytes();
+        assert_eq!(
+            keys.verify(&forge(hs, c.clone(), &public)),
+            Err(TokenRejection::Invalid("wrong algorithm"))
+        );
+        let encode = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        let signature = token.rsplit('.').next().unwrap();
+        let mut no_kid = h.clone();
+        no_kid.as_object_mut().unwrap().remove("kid");
+        let mut other_kid = h.clone();
+        other_kid["kid"] = SigningKey::generate().kid().into();
+        for (header_json, why) in [
+            (no_kid, "the token names no key"),
+            (other_kid, "unknown key"),
+        ] {
+            let forged = format!("{}.{}.{signature}", encode(&header_json), encode(&c));
+            assert_eq!(keys.verify(&forged), Err(TokenRejection::Invalid(why)));
+        }
+        // A token signed by another Ed25519 key that claims our kid.
+        let impostor =
+            AccessKeys::ed25519(SigningKey::generate(), None, "spin-auth", "spin-auth", 60)
+                .mint("u", "s", &[Role::User], 900)
+                .unwrap();
+        let mut claimed = header(&impostor);
+        claimed["kid"] = key.kid().into();
+        let parts: Vec<&str> = impostor.split('.').collect();
+        let relabelled = format!("{}.{}.{}", encode(&claimed), parts[1], parts[2]);
+        assert_eq!(
+            keys.verify(&relabelled),
+            Err(TokenRejection::Invalid("bad signature"))
+        );
+        // And an HS256 service does not take an EdDSA token.
+        assert!(super::tests::keys().verify(&token).is_err());
     }
 }

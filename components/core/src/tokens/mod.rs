@@ -3,6 +3,7 @@
 
 mod access;
 mod refresh;
+mod signing_key;
 
 pub use access::{AccessClaims, AccessKeys, TokenRejection};
 
@@ -10,3 +11,4 @@ pub use access::{AccessClaims, AccessKeys, TokenRejection};
 /// (RFC 7518 section 3.2 requires at least that for HS256).
 pub const MIN_JWT_KEY_BYTES: usize = 32;
 pub use refresh::{RefreshToken, TokenDigest};
+pub use signing_key::SigningKey;

@@ -4,11 +4,13 @@
 //! the use cases (the modules beside this one).
 
 mod account;
+mod discovery;
 mod recovery;
 mod registration;
 mod sign_in;
 
 pub use account::{change_password, health, list_sessions, me, revoke_session};
+pub use discovery::{jwks, openid_configuration};
 pub use recovery::{
     deliver_after_response, forgot_password, request_verification, reset_password, verify_email,
 };
