@@ -1,5 +1,5 @@
 //! The `auth` component: registration, login, token refresh, logout,
-//! sessions, password change and health. It routes each request to a use
+//! sessions, password change, two-factor sign-in and health. It routes each request to a use
 //! case in `spin-auth-core` and maps the result to HTTP; nothing else. It
 //! also serves the OpenAPI document and Swagger UI.
 
@@ -37,6 +37,10 @@ fn handle_request(request: Request) -> Result<Response, ApiError> {
         AuthOp::VerifyEmail => auth::verify_email(&service()?, &request),
         AuthOp::ForgotPassword => auth::forgot_password(&service()?, &request),
         AuthOp::ResetPassword => auth::reset_password(&service()?, &request),
+        AuthOp::EnrolTotp => auth::enrol_totp(&service()?, &request),
+        AuthOp::ConfirmTotp => auth::confirm_totp(&service()?, &request),
+        AuthOp::DisableTotp => auth::disable_totp(&service()?, &request),
+        AuthOp::VerifySecondFactor => auth::verify_second_factor(&service()?, &request),
         AuthOp::Health => Ok(auth::health(&service()?)),
     }
 }

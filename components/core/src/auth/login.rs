@@ -1,6 +1,6 @@
 //! Signing in with a password, as a use case: a [`Login`] command in, a
-//! [`SignedIn`] outcome (or the error that refuses it) out, over the store
-//! traits. It knows nothing of HTTP, cookies or tokens' encoding, so its
+//! [`SignInOutcome`] (a session, or a second factor to ask for) or the
+//! error that refuses it out, over the store traits. It knows nothing of HTTP, cookies or tokens' encoding, so its
 //! rules are unit-tested natively against the in-memory store.
 
 use super::throttling::{Attempt, account_key, throttle_address};
@@ -10,9 +10,18 @@ use crate::domain::{Email, Password, Role, User, roles_for};
 use crate::error::ApiError;
 use crate::password::{Verification, hash_password, verify_against_dummy, verify_password};
 use crate::store::{
-    AuditEvent, AuditLog, CounterStore, NewSession, SessionPolicy, SessionStore, UserStore,
+    AuditEvent, AuditLog, CounterStore, MfaChallenge, MfaStore, NewSession, SessionPolicy,
+    SessionStore, UserStore,
 };
 use crate::tokens::RefreshToken;
+use crate::totp::MfaToken;
+
+/// How long an `mfa_token` waits for its second factor.
+pub const MFA_TOKEN_TTL: i64 = 300;
+/// RFC 8176 `amr` of a login by password alone.
+pub const AMR_PASSWORD: &[&str] = &["pwd"];
+/// RFC 8176 `amr` of a login by password and a one-time code.
+pub const AMR_PASSWORD_AND_OTP: &[&str] = &["pwd", "otp"];
 
 /// Where a request came from, as the audit trail and sessions keep it.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +43,8 @@ pub struct SignInStores<'a> {
     pub counters: &'a dyn CounterStore,
     /// The audit trail.
     pub audit: &'a dyn AuditLog,
+    /// Second-factor enrolments and pending logins.
+    pub mfa: &'a dyn MfaStore,
 }
 
 /// `POST /auth/login`'s command: an email as typed, and a password.
@@ -57,6 +68,28 @@ pub struct SignedIn {
     pub session_id: String,
     /// The session's first refresh token.
     pub refresh_token: RefreshToken,
+    /// How the login was authenticated (RFC 8176 `amr`).
+    pub amr: &'static [&'static str],
+}
+
+/// What a right password leads to.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    /// A session: the account needs nothing more.
+    SignedIn(SignedIn),
+    /// The account has TOTP on: no session yet, but a single-use token
+    /// that, with a code, completes this login at `POST /auth/mfa/verify`.
+    MfaRequired(MfaToken),
+}
+
+impl SignInOutcome {
+    /// The session, if the login needed no second factor.
+    pub fn into_signed_in(self) -> Option<SignedIn> {
+        match self {
+            SignInOutcome::SignedIn(signed_in) => Some(signed_in),
+            SignInOutcome::MfaRequired(_) => None,
+        }
+    }
 }
 
 /// Checks the password and starts a session.
@@ -64,7 +97,8 @@ pub struct SignedIn {
 /// Rules: throttled attempts are refused before any hashing; unknown and
 /// known emails take the same steps (one Argon2 verification) and fail
 /// alike; a correct password for an unverified address is refused when
-/// `require_verified_email` is on; a weaker stored hash is upgraded; and a
+/// `require_verified_email` is on; a weaker stored hash is upgraded; an
+/// account with TOTP on gets an `mfa_token` instead of a session; and a
 /// password change that overtook the login ends the session it created.
 pub fn sign_in(
     stores: SignInStores<'_>,
@@ -72,7 +106,7 @@ pub fn sign_in(
     policy: &SessionPolicy,
     command: Login<'_>,
     now: Timestamp,
-) -> Result<SignedIn, ApiError> {
+) -> Result<SignInOutcome, ApiError> {
     let Login {
         email,
         password,
@@ -142,7 +176,55 @@ pub fn sign_in(
         );
         return Err(ApiError::EmailNotVerified);
     }
+    if user.mfa_enabled {
+        // Bound to this login: to this account and the password version
+        // just checked, so a password change in between voids it.
+        let token = MfaToken::generate();
+        let challenge = MfaChallenge {
+            user_id: user.id.clone(),
+            credential_version: checked.version,
+        };
+        stores
+            .mfa
+            .create_challenge(&token.digest(), &challenge, now, now + MFA_TOKEN_TTL)?;
+        audit(
+            stores.audit,
+            "login_mfa_required",
+            Some(&user.id),
+            None,
+            client,
+            None,
+            now,
+        );
+        return Ok(SignInOutcome::MfaRequired(token));
+    }
+    start_session(
+        stores,
+        settings,
+        policy,
+        user,
+        checked.version,
+        AMR_PASSWORD,
+        client,
+        now,
+    )
+    .map(SignInOutcome::SignedIn)
+}
 
+/// Starts the session of a login whose every factor was checked, the
+/// password against version `checked_version` of the credentials: the one
+/// path by which both `POST /auth/login` and `POST /auth/mfa/verify` end.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn start_session(
+    stores: SignInStores<'_>,
+    settings: &AuthSettings,
+    policy: &SessionPolicy,
+    user: User,
+    checked_version: i64,
+    amr: &'static [&'static str],
+    client: Client<'_>,
+    now: Timestamp,
+) -> Result<SignedIn, ApiError> {
     let roles = roles_for(&user, &settings.admin_emails);
     let session_id = crate::random::uuid().to_string();
     let refresh_token = RefreshToken::generate();
@@ -155,6 +237,7 @@ pub fn sign_in(
             created_at: now,
             user_agent: client.user_agent,
             ip: client.ip,
+            amr: &amr.join(","),
         },
         &refresh_token.digest(),
         policy,
@@ -164,7 +247,7 @@ pub fn sign_in(
     // could not see this one: the session ends here instead. A change after
     // this read revokes it itself.
     let current = stores.users.credentials(&user.id)?;
-    if current.as_ref().map(|c| c.version) != Some(checked.version) {
+    if current.as_ref().map(|c| c.version) != Some(checked_version) {
         stores.sessions.revoke_session(&user.id, &session_id)?;
         let detail = Some("the password changed while the login was checked");
         audit(
@@ -184,7 +267,7 @@ pub fn sign_in(
         Some(&user.id),
         Some(&session_id),
         client,
-        None,
+        Some(&format!("amr={}", amr.join(","))),
         now,
     );
     Ok(SignedIn {
@@ -192,6 +275,7 @@ pub fn sign_in(
         roles,
         session_id,
         refresh_token,
+        amr,
     })
 }
 
@@ -256,6 +340,7 @@ mod tests {
                 mail_api_key: None,
                 mail_from: "no-reply@localhost".to_owned(),
             },
+            mfa_encryption_key: None,
         }
     }
 
@@ -265,6 +350,7 @@ mod tests {
             sessions: store,
             counters: store,
             audit: store,
+            mfa: store,
         }
     }
 
@@ -303,6 +389,8 @@ mod tests {
             login(" Ada@Example.com ", PASSWORD),
             100,
         )
+        .unwrap()
+        .into_signed_in()
         .unwrap();
         assert_eq!(signed_in.user.id, id);
         assert_eq!(signed_in.roles, vec![Role::User]);
@@ -373,6 +461,8 @@ mod tests {
             login("root@example.com", PASSWORD),
             100,
         )
+        .unwrap()
+        .into_signed_in()
         .unwrap();
         assert_eq!(before.roles, vec![Role::User]);
         store.mark_email_verified(&id, 100).unwrap();
@@ -383,6 +473,8 @@ mod tests {
             login("root@example.com", PASSWORD),
             100,
         )
+        .unwrap()
+        .into_signed_in()
         .unwrap();
         assert_eq!(after.roles, vec![Role::User, Role::Admin]);
     }

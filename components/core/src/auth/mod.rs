@@ -5,14 +5,17 @@
 
 mod account;
 pub mod login;
+mod mfa;
 mod recovery;
 mod registration;
+pub mod second_factor;
 mod sign_in;
 mod throttling;
 
 use std::ops::Deref;
 
 pub use account::{change_password, health, list_sessions, me, revoke_session};
+pub use mfa::{confirm_totp, disable_totp, enrol_totp, verify_second_factor};
 pub use recovery::{
     deliver_after_response, forgot_password, request_verification, reset_password, verify_email,
 };
@@ -63,6 +66,17 @@ impl AuthService {
         Self {
             service: Service::new(config),
             settings,
+        }
+    }
+
+    /// The stores a sign-in uses.
+    fn sign_in_stores(&self) -> login::SignInStores<'_> {
+        login::SignInStores {
+            users: &self.stores.database,
+            sessions: self.stores.sessions(),
+            counters: self.stores.counters(),
+            audit: &self.stores.database,
+            mfa: &self.stores.database,
         }
     }
 

@@ -109,6 +109,7 @@ pub fn register(service: &AuthService, request: &Request) -> Result<Response, Ap
         last_name,
         created_at: now,
         email_verified: false,
+        mfa_enabled: false,
     };
     super::recovery::send_verification_link(service, &user)?;
     service.audit(

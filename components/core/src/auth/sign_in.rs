@@ -1,6 +1,6 @@
 //! Signing in and out: login, refresh token rotation, logout.
 
-use super::login::{Client, Login, SignInStores, sign_in};
+use super::login::{Client, Login, SignInOutcome, SignedIn, sign_in};
 use super::{
     AuthService, REFRESH_COOKIE, Who, cleared_cookie, refresh_cookie, role_names, user_agent,
 };
@@ -52,12 +52,6 @@ pub fn login(service: &AuthService, request: &Request) -> Result<Response, ApiEr
         Password::for_login(&password).map_err(|reason| ApiError::invalid("password", reason))?;
     let ip = request.client_ip(&service.settings.trusted_proxies);
     let user_agent = user_agent(request);
-    let stores = SignInStores {
-        users: &service.stores.database,
-        sessions: service.stores.sessions(),
-        counters: service.stores.counters(),
-        audit: &service.stores.database,
-    };
     let command = Login {
         email: &email,
         password,
@@ -66,17 +60,32 @@ pub fn login(service: &AuthService, request: &Request) -> Result<Response, ApiEr
             user_agent: &user_agent,
         },
     };
-    let signed_in = sign_in(
-        stores,
+    let outcome = sign_in(
+        service.sign_in_stores(),
         &service.settings,
         &service.policy(),
         command,
         clock::now(),
     )?;
-    let access_token = service.keys()?.mint(
+    match outcome {
+        SignInOutcome::SignedIn(signed_in) => signed_in_response(service, &signed_in),
+        // No tokens and no cookie: 403 with the token for the second step.
+        SignInOutcome::MfaRequired(token) => Err(ApiError::MfaRequired(token)),
+    }
+}
+
+/// The answer to a completed login, from `POST /auth/login` or
+/// `POST /auth/mfa/verify`: the access token, the user and the refresh
+/// cookie.
+pub(super) fn signed_in_response(
+    service: &AuthService,
+    signed_in: &SignedIn,
+) -> Result<Response, ApiError> {
+    let access_token = service.keys()?.mint_with_amr(
         &signed_in.user.id,
         &signed_in.session_id,
         &signed_in.roles,
+        signed_in.amr,
         service.settings.access_token_ttl,
     )?;
     let body = TokenBody {
@@ -158,6 +167,7 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         session_id,
         user_id,
         roles: _,
+        amr,
     } = session;
     // Roles are read afresh, so one taken away (an address removed from
     // admin_emails) is gone from this token on; an account that no longer
@@ -170,10 +180,13 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         return refused(ApiError::InvalidRefreshToken);
     };
     let roles = roles_for(&user, &service.settings.admin_emails);
-    let access_token = service.keys()?.mint(
+    // The session keeps how its login was authenticated.
+    let amr: Vec<&str> = amr.split(',').filter(|method| !method.is_empty()).collect();
+    let access_token = service.keys()?.mint_with_amr(
         &user_id,
         &session_id,
         &roles,
+        &amr,
         service.settings.access_token_ttl,
     )?;
     service.audit(

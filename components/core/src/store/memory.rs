@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use crate::clock::{Millis, Timestamp};
 use crate::domain::{Email, User};
 use crate::store::{
-    AuditEvent, AuditLog, CounterStore, Credentials, MAX_CHAIN, NewSession, NewUser,
-    RotatedSession, Rotation, SessionInfo, SessionPolicy, SessionStore, StoreResult, TokenOwner,
-    UserStore,
+    AuditEvent, AuditLog, CounterStore, Credentials, MAX_CHAIN, MfaChallenge, MfaStore, NewSession,
+    NewUser, RotatedSession, Rotation, SessionInfo, SessionPolicy, SessionStore, StoreResult,
+    StoredTotp, TokenOwner, UserStore,
 };
 use crate::tokens::TokenDigest;
 
@@ -25,6 +25,7 @@ struct StoredSession {
     user_agent: String,
     ip: String,
     current: String,
+    amr: String,
 }
 
 struct StoredToken {
@@ -34,6 +35,12 @@ struct StoredToken {
     next: Option<(String, String)>,
 }
 
+struct MemoryTotp {
+    sealed_secret: String,
+    enabled: bool,
+    last_used_step: i64,
+}
+
 /// Users, sessions, tokens, counters and the audit trail, in memory.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -41,6 +48,10 @@ pub struct MemoryStore {
     sessions: RefCell<HashMap<String, StoredSession>>,
     tokens: RefCell<HashMap<String, StoredToken>>,
     counters: RefCell<HashMap<String, (u64, Millis)>>,
+    totp: RefCell<HashMap<String, MemoryTotp>>,
+    /// Recovery code digests by user, with whether each was used.
+    recovery: RefCell<HashMap<String, Vec<(String, bool)>>>,
+    challenges: RefCell<HashMap<String, (MfaChallenge, Timestamp)>>,
     /// Every audited event's name and user, in order.
     pub audited: RefCell<Vec<(String, Option<String>)>>,
 }
@@ -61,6 +72,7 @@ impl UserStore for MemoryStore {
             last_name: user.last_name.map(str::to_owned),
             created_at: user.created_at,
             email_verified: false,
+            mfa_enabled: false,
         };
         let credentials = Credentials {
             hash: user.password_hash.to_owned(),
@@ -76,11 +88,16 @@ impl UserStore for MemoryStore {
             .borrow()
             .values()
             .find(|(user, _)| &user.email == email)
-            .cloned())
+            .cloned()
+            .map(|(user, credentials)| (self.with_mfa(user), credentials)))
     }
 
     fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        Ok(self.users.borrow().get(id).map(|(user, _)| user.clone()))
+        Ok(self
+            .users
+            .borrow()
+            .get(id)
+            .map(|(user, _)| self.with_mfa(user.clone())))
     }
 
     fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
@@ -117,6 +134,16 @@ impl UserStore for MemoryStore {
 }
 
 impl MemoryStore {
+    /// `user` with `mfa_enabled` as the TOTP table says.
+    fn with_mfa(&self, mut user: User) -> User {
+        user.mfa_enabled = self
+            .totp
+            .borrow()
+            .get(&user.id)
+            .is_some_and(|totp| totp.enabled);
+        user
+    }
+
     fn live(&self, session_id: &str, now: Timestamp) -> bool {
         self.sessions
             .borrow()
@@ -154,6 +181,7 @@ impl SessionStore for MemoryStore {
                 user_agent: session.user_agent.to_owned(),
                 ip: session.ip.to_owned(),
                 current: token.as_str().to_owned(),
+                amr: session.amr.to_owned(),
             },
         );
         self.tokens.borrow_mut().insert(
@@ -194,6 +222,7 @@ impl SessionStore for MemoryStore {
                 session_id: session_id.clone(),
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),
+                amr: session.amr.clone(),
             };
             (found, session.current.clone(), session.expires_at)
         };
@@ -335,6 +364,123 @@ impl CounterStore for MemoryStore {
     }
 }
 
+impl MfaStore for MemoryStore {
+    fn begin_totp(&self, user_id: &str, sealed_secret: &str, _now: Timestamp) -> StoreResult<bool> {
+        let mut totp = self.totp.borrow_mut();
+        if totp.get(user_id).is_some_and(|t| t.enabled) {
+            return Ok(false);
+        }
+        totp.insert(
+            user_id.to_owned(),
+            MemoryTotp {
+                sealed_secret: sealed_secret.to_owned(),
+                enabled: false,
+                last_used_step: 0,
+            },
+        );
+        Ok(true)
+    }
+
+    fn totp(&self, user_id: &str) -> StoreResult<Option<StoredTotp>> {
+        Ok(self.totp.borrow().get(user_id).map(|t| StoredTotp {
+            sealed_secret: t.sealed_secret.clone(),
+            enabled: t.enabled,
+        }))
+    }
+
+    fn enable_totp(
+        &self,
+        user_id: &str,
+        sealed_secret: &str,
+        step: i64,
+        recovery_digests: &[String],
+        _now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut totp = self.totp.borrow_mut();
+        match totp.get_mut(user_id) {
+            Some(t) if !t.enabled && t.sealed_secret == sealed_secret => {
+                t.enabled = true;
+                t.last_used_step = step;
+            }
+            _ => return Ok(false),
+        }
+        self.recovery.borrow_mut().insert(
+            user_id.to_owned(),
+            recovery_digests
+                .iter()
+                .map(|d| (d.clone(), false))
+                .collect(),
+        );
+        Ok(true)
+    }
+
+    fn use_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
+        match self.totp.borrow_mut().get_mut(user_id) {
+            Some(t) if t.enabled && t.last_used_step < step => {
+                t.last_used_step = step;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn use_recovery_code(&self, user_id: &str, digest: &str, _now: Timestamp) -> StoreResult<bool> {
+        let mut recovery = self.recovery.borrow_mut();
+        let Some(codes) = recovery.get_mut(user_id) else {
+            return Ok(false);
+        };
+        match codes.iter_mut().find(|(d, used)| d == digest && !*used) {
+            Some(code) => {
+                code.1 = true;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u64> {
+        Ok(self.recovery.borrow().get(user_id).map_or(0, |codes| {
+            codes.iter().filter(|(_, used)| !used).count() as u64
+        }))
+    }
+
+    fn disable_totp(&self, user_id: &str) -> StoreResult<bool> {
+        self.recovery.borrow_mut().remove(user_id);
+        self.challenges
+            .borrow_mut()
+            .retain(|_, (challenge, _)| challenge.user_id != user_id);
+        Ok(self.totp.borrow_mut().remove(user_id).is_some())
+    }
+
+    fn create_challenge(
+        &self,
+        digest: &str,
+        challenge: &MfaChallenge,
+        _now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        self.challenges
+            .borrow_mut()
+            .insert(digest.to_owned(), (challenge.clone(), expires_at));
+        Ok(())
+    }
+
+    fn challenge(&self, digest: &str, now: Timestamp) -> StoreResult<Option<MfaChallenge>> {
+        Ok(self
+            .challenges
+            .borrow()
+            .get(digest)
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(challenge, _)| challenge.clone()))
+    }
+
+    fn take_challenge(&self, digest: &str, now: Timestamp) -> StoreResult<Option<MfaChallenge>> {
+        let found = self.challenge(digest, now)?;
+        self.challenges.borrow_mut().remove(digest);
+        Ok(found)
+    }
+}
+
 impl AuditLog for MemoryStore {
     fn record(&self, event: &AuditEvent<'_>) -> StoreResult<()> {
         self.audited
@@ -356,6 +502,7 @@ mod tests {
             users: &store,
             sessions: &store,
             counters: &store,
+            mfa: &store,
         });
         let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
         assert!(failures.is_empty(), "{failures:#?}");

@@ -3,6 +3,7 @@
 
 mod access;
 mod refresh;
+pub mod sealed;
 
 pub use access::{AccessClaims, AccessKeys, TokenRejection};
 

@@ -1,0 +1,643 @@
+//! The second factor, as use cases over the store traits: enrolling a TOTP
+//! authenticator ([`begin_enrolment`], [`confirm_enrolment`]), turning it
+//! off ([`disable`]), and completing a login that asked for it
+//! ([`verify`]). They know nothing of HTTP; the handlers in `mfa.rs` map
+//! requests to them, and their rules are unit-tested natively here.
+//!
+//! A wrong code counts against the account and the client's address like
+//! a wrong password ([`super::throttling::Attempt`]); a right one is
+//! accepted once ([`crate::store::MfaStore::use_totp_step`]); and a
+//! verified login ends by [`super::login::start_session`], the same path
+//! as a login without a second factor.
+
+use zeroize::Zeroizing;
+
+use super::login::{AMR_PASSWORD_AND_OTP, Client, SignInStores, SignedIn, audit, start_session};
+use super::throttling::{Attempt, account_key, throttle_address};
+use crate::clock::Timestamp;
+use crate::config::AuthSettings;
+use crate::domain::{Password, User};
+use crate::error::ApiError;
+use crate::password::verify_password;
+use crate::store::SessionPolicy;
+use crate::totp::{self, MfaToken, TotpSecret};
+
+/// Where the key that seals TOTP secrets comes from: called only when a
+/// secret is sealed or opened, so a deployment without the key still
+/// answers everything else.
+pub type SealingKey<'a> = &'a dyn Fn() -> Result<Zeroizing<Vec<u8>>, ApiError>;
+
+/// A new, pending enrolment: what the authenticator app is given.
+pub struct Enrolment {
+    /// The secret in base32, for typing in by hand.
+    pub secret: Zeroizing<String>,
+    /// The `otpauth://` URI, for a QR code.
+    pub otpauth_uri: Zeroizing<String>,
+}
+
+/// The counter key of second-factor attempts on `user_id`'s account.
+fn attempt_key(user_id: &str, client: Client<'_>) -> String {
+    account_key(&format!("mfa:{user_id}"), &throttle_address(client.ip))
+}
+
+/// Counts a code attempt like a password attempt: per account (from this
+/// address) and per address, refused with 429 during back-off.
+fn begin_attempt<'a>(
+    stores: SignInStores<'a>,
+    settings: &AuthSettings,
+    user_id: &str,
+    client: Client<'_>,
+) -> Result<Attempt<'a>, ApiError> {
+    Attempt::begin(
+        stores.counters,
+        settings,
+        attempt_key(user_id, client),
+        Some(format!("login-ip:{}", throttle_address(client.ip))),
+    )
+}
+
+/// Starts (or restarts) an enrolment for `user`: a fresh secret, stored
+/// sealed and pending until [`confirm_enrolment`].
+pub fn begin_enrolment(
+    stores: SignInStores<'_>,
+    key: SealingKey<'_>,
+    issuer: &str,
+    user: &User,
+    client: Client<'_>,
+    now: Timestamp,
+) -> Result<Enrolment, ApiError> {
+    if user.mfa_enabled {
+        return Err(ApiError::Conflict("mfa_already_enabled"));
+    }
+    let secret = TotpSecret::generate();
+    let sealed = secret.seal(&key()?, &user.id);
+    if !stores.mfa.begin_totp(&user.id, &sealed, now)? {
+        return Err(ApiError::Conflict("mfa_already_enabled"));
+    }
+    audit(
+        stores.audit,
+        "mfa_enrolment_started",
+        Some(&user.id),
+        None,
+        client,
+        None,
+        now,
+    );
+    Ok(Enrolment {
+        secret: secret.base32(),
+        otpauth_uri: secret.otpauth_uri(issuer, user.email.as_str()),
+    })
+}
+
+/// Turns TOTP on once the user shows a code from the pending secret, and
+/// returns ten recovery codes (stored only as digests, shown this once).
+pub fn confirm_enrolment(
+    stores: SignInStores<'_>,
+    settings: &AuthSettings,
+    key: SealingKey<'_>,
+    user: &User,
+    code: &str,
+    client: Client<'_>,
+    now: Timestamp,
+) -> Result<Vec<Zeroizing<String>>, ApiError> {
+    let pending = match stores.mfa.totp(&user.id)? {
+        Some(totp) if totp.enabled => return Err(ApiError::Conflict("mfa_already_enabled")),
+        Some(totp) => totp,
+        None => return Err(ApiError::Conflict("mfa_not_pending")),
+    };
+    let attempt = begin_attempt(stores, settings, &user.id, client)?;
+    let secret = TotpSecret::open(&key()?, &user.id, &pending.sealed_secret).ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "a stored TOTP secret does not open with mfa_encryption_key"
+        ))
+    })?;
+    let Some(step) = secret.matching_step(code, now) else {
+        audit(
+            stores.audit,
+            "mfa_enrolment_failed",
+            Some(&user.id),
+            None,
+            client,
+            Some("wrong code"),
+            now,
+        );
+        return Err(ApiError::InvalidMfaCode);
+    };
+    attempt.succeeded()?;
+    let codes = totp::generate_recovery_codes();
+    let digests: Vec<String> = codes
+        .iter()
+        .filter_map(|code| totp::recovery_code_digest(&user.id, code))
+        .collect();
+    // The code proved this secret; a new enrolment may have replaced it
+    // meanwhile, and then nothing is turned on.
+    if !stores
+        .mfa
+        .enable_totp(&user.id, &pending.sealed_secret, step, &digests, now)?
+    {
+        return Err(ApiError::Conflict("mfa_not_pending"));
+    }
+    audit(
+        stores.audit,
+        "mfa_enabled",
+        Some(&user.id),
+        None,
+        client,
+        None,
+        now,
+    );
+    Ok(codes)
+}
+
+/// Turns TOTP off (its recovery codes and pending logins go with it) for
+/// a caller who proves the password; throttled like a password change.
+pub fn disable(
+    stores: SignInStores<'_>,
+    settings: &AuthSettings,
+    user: &User,
+    current_password: &Password,
+    client: Client<'_>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let Some(credentials) = stores.users.credentials(&user.id)? else {
+        return Err(ApiError::InvalidToken("the account no longer exists"));
+    };
+    let attempt = Attempt::begin(
+        stores.counters,
+        settings,
+        format!("password:{}", user.id),
+        None,
+    )?;
+    if !verify_password(current_password, &credentials.hash).matches {
+        audit(
+            stores.audit,
+            "mfa_disable_failed",
+            Some(&user.id),
+            None,
+            client,
+            Some("wrong password"),
+            now,
+        );
+        return Err(ApiError::InvalidCredentials);
+    }
+    attempt.succeeded()?;
+    if stores.mfa.disable_totp(&user.id)? {
+        audit(
+            stores.audit,
+            "mfa_disabled",
+            Some(&user.id),
+            None,
+            client,
+            None,
+            now,
+        );
+    }
+    Ok(())
+}
+
+/// `POST /auth/mfa/verify`'s command.
+pub struct Verify<'a> {
+    /// The `mfa_token` the login answered with.
+    pub mfa_token: &'a str,
+    /// A TOTP code or a recovery code.
+    pub code: &'a str,
+    /// Who asks.
+    pub client: Client<'a>,
+}
+
+/// Completes a login that asked for a second factor: the token must be
+/// live, the code right and unused; then the login ends exactly as one
+/// without a second factor would, and the token is spent.
+pub fn verify(
+    stores: SignInStores<'_>,
+    settings: &AuthSettings,
+    policy: &SessionPolicy,
+    key: SealingKey<'_>,
+    command: Verify<'_>,
+    now: Timestamp,
+) -> Result<SignedIn, ApiError> {
+    let Verify {
+        mfa_token,
+        code,
+        client,
+    } = command;
+    let Some(token) = MfaToken::parse(mfa_token) else {
+        return Err(ApiError::InvalidMfaToken);
+    };
+    let digest = token.digest();
+    let Some(challenge) = stores.mfa.challenge(&digest, now)? else {
+        audit(
+            stores.audit,
+            "mfa_failed",
+            None,
+            None,
+            client,
+            Some("unknown or expired mfa_token"),
+            now,
+        );
+        return Err(ApiError::InvalidMfaToken);
+    };
+    let user_id = challenge.user_id.as_str();
+    let attempt = begin_attempt(stores, settings, user_id, client)?;
+    let user = match stores.users.user_by_id(user_id)? {
+        Some(user) if user.mfa_enabled => user,
+        _ => return Err(ApiError::InvalidMfaToken),
+    };
+    let method = if totp::is_recovery_code(code) {
+        let digest = totp::recovery_code_digest(user_id, code).unwrap_or_default();
+        stores
+            .mfa
+            .use_recovery_code(user_id, &digest, now)?
+            .then_some("recovery code")
+    } else {
+        let stored = stores.mfa.totp(user_id)?.filter(|totp| totp.enabled);
+        let Some(stored) = stored else {
+            return Err(ApiError::InvalidMfaToken);
+        };
+        let secret =
+            TotpSecret::open(&key()?, user_id, &stored.sealed_secret).ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!(
+                    "a stored TOTP secret does not open with mfa_encryption_key"
+                ))
+            })?;
+        match secret.matching_step(code, now) {
+            // A code already accepted (or older than one that was) is
+            // refused for the rest of its window.
+            Some(step) if stores.mfa.use_totp_step(user_id, step)? => Some("totp"),
+            _ => None,
+        }
+    };
+    let Some(method) = method else {
+        audit(
+            stores.audit,
+            "mfa_failed",
+            Some(user_id),
+            None,
+            client,
+            Some("wrong or used code"),
+            now,
+        );
+        return Err(ApiError::InvalidMfaCode);
+    };
+    attempt.succeeded()?;
+    // Spent here: of two requests with the same token, one goes on.
+    let Some(challenge) = stores.mfa.take_challenge(&digest, now)? else {
+        return Err(ApiError::InvalidMfaToken);
+    };
+    let detail = if method == "recovery code" {
+        let left = stores.mfa.recovery_codes_left(&user.id)?;
+        format!("recovery code; {left} left")
+    } else {
+        method.to_owned()
+    };
+    audit(
+        stores.audit,
+        "mfa_verified",
+        Some(&user.id),
+        None,
+        client,
+        Some(&detail),
+        now,
+    );
+    start_session(
+        stores,
+        settings,
+        policy,
+        user,
+        challenge.credential_version,
+        AMR_PASSWORD_AND_OTP,
+        client,
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::login::{Login, SignInOutcome, sign_in};
+    use crate::config::MailSettings;
+    use crate::domain::Email;
+    use crate::password::hash_password;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{NewUser, SessionStore, UserStore};
+
+    const PASSWORD: &str = "correct horse battery staple";
+    const CLIENT: Client<'static> = Client {
+        ip: "203.0.113.7",
+        user_agent: "tests",
+    };
+    const POLICY: SessionPolicy = SessionPolicy {
+        refresh_ttl: 3_600,
+        reuse_grace: 30,
+        max_lifetime: 86_400,
+    };
+    /// A time well inside a 30-second step.
+    const NOW: Timestamp = 1_700_000_010;
+
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            access_token_ttl: 900,
+            refresh_token_ttl: 3_600,
+            refresh_reuse_grace: 30,
+            session_max_lifetime: 86_400,
+            admin_emails: Vec::new(),
+            login_failures_per_account: 3,
+            login_failures_per_ip: 100,
+            registrations_per_ip: 20,
+            trusted_proxies: Vec::new(),
+            require_verified_email: false,
+            mail: MailSettings {
+                app_url: "http://127.0.0.1:3000".to_owned(),
+                mail_url: None,
+                mail_api_key: None,
+                mail_from: "no-reply@localhost".to_owned(),
+            },
+            mfa_encryption_key: None,
+        }
+    }
+
+    fn key() -> Result<Zeroizing<Vec<u8>>, ApiError> {
+        Ok(Zeroizing::new(vec![9u8; 32]))
+    }
+
+    fn stores(store: &MemoryStore) -> SignInStores<'_> {
+        SignInStores {
+            users: store,
+            sessions: store,
+            counters: store,
+            audit: store,
+            mfa: store,
+        }
+    }
+
+    fn with_user() -> (MemoryStore, String) {
+        let store = MemoryStore::default();
+        let id = crate::random::uuid().to_string();
+        let hash = hash_password(&Password::parse(PASSWORD, &[]).unwrap()).unwrap();
+        store
+            .insert_user(&NewUser {
+                id: &id,
+                email: &Email::parse("ada@example.com").unwrap(),
+                password_hash: &hash,
+                first_name: None,
+                last_name: None,
+                created_at: 0,
+            })
+            .unwrap();
+        (store, id)
+    }
+
+    fn code(secret: &str, at: Timestamp) -> String {
+        let bytes = data_encoding::BASE32_NOPAD
+            .decode(secret.as_bytes())
+            .unwrap();
+        let secret = TotpSecret::from_bytes(&bytes);
+        format!("{:06}", secret.code_at(totp::step_at(at) as u64))
+    }
+
+    /// A user with TOTP on: the store, the user id, the base32 secret and
+    /// the recovery codes.
+    fn enrolled() -> (MemoryStore, String, String, Vec<String>) {
+        let (store, id) = with_user();
+        let user = store.user_by_id(&id).unwrap().unwrap();
+        let enrolment =
+            begin_enrolment(stores(&store), &key, "spin-auth", &user, CLIENT, NOW).unwrap();
+        let codes = confirm_enrolment(
+            stores(&store),
+            &settings(),
+            &key,
+            &user,
+            &code(&enrolment.secret, NOW),
+            CLIENT,
+            NOW,
+        )
+        .unwrap();
+        let codes = codes.iter().map(|c| c.to_string()).collect();
+        (store, id, enrolment.secret.to_string(), codes)
+    }
+
+    fn login(store: &MemoryStore) -> SignInOutcome {
+        sign_in(
+            stores(store),
+            &settings(),
+            &POLICY,
+            Login {
+                email: "ada@example.com",
+                password: Password::for_login(PASSWORD).unwrap(),
+                client: CLIENT,
+            },
+            NOW,
+        )
+        .unwrap()
+    }
+
+    fn mfa_token(store: &MemoryStore) -> String {
+        match login(store) {
+            SignInOutcome::MfaRequired(token) => token.expose().to_owned(),
+            other => panic!("expected mfa_required, got {other:?}"),
+        }
+    }
+
+    fn verify_at(
+        store: &MemoryStore,
+        token: &str,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<SignedIn, ApiError> {
+        verify(
+            stores(store),
+            &settings(),
+            &POLICY,
+            &key,
+            Verify {
+                mfa_token: token,
+                code,
+                client: CLIENT,
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn enrolment_turns_on_only_with_a_right_code() {
+        let (store, id) = with_user();
+        let user = store.user_by_id(&id).unwrap().unwrap();
+        let enrolment =
+            begin_enrolment(stores(&store), &key, "spin-auth", &user, CLIENT, NOW).unwrap();
+        assert!(
+            enrolment
+                .otpauth_uri
+                .starts_with("otpauth://totp/spin-auth:ada%40example.com?secret=")
+        );
+        let wrong = confirm_enrolment(
+            stores(&store),
+            &settings(),
+            &key,
+            &user,
+            "000000",
+            CLIENT,
+            NOW,
+        );
+        // One in a million that 000000 is right.
+        if code(&enrolment.secret, NOW) != "000000" {
+            assert!(matches!(wrong, Err(ApiError::InvalidMfaCode)));
+            assert!(!store.user_by_id(&id).unwrap().unwrap().mfa_enabled);
+        }
+        let codes = confirm_enrolment(
+            stores(&store),
+            &settings(),
+            &key,
+            &user,
+            &code(&enrolment.secret, NOW),
+            CLIENT,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(codes.len(), 10);
+        let user = store.user_by_id(&id).unwrap().unwrap();
+        assert!(user.mfa_enabled);
+        let again = begin_enrolment(stores(&store), &key, "spin-auth", &user, CLIENT, NOW);
+        assert!(matches!(
+            again,
+            Err(ApiError::Conflict("mfa_already_enabled"))
+        ));
+    }
+
+    #[test]
+    fn confirming_without_an_enrolment_is_a_conflict() {
+        let (store, id) = with_user();
+        let user = store.user_by_id(&id).unwrap().unwrap();
+        let outcome = confirm_enrolment(
+            stores(&store),
+            &settings(),
+            &key,
+            &user,
+            "123456",
+            CLIENT,
+            NOW,
+        );
+        assert!(matches!(
+            outcome,
+            Err(ApiError::Conflict("mfa_not_pending"))
+        ));
+    }
+
+    #[test]
+    fn with_totp_on_the_right_password_gets_a_token_and_no_session() {
+        let (store, id, _, _) = enrolled();
+        mfa_token(&store);
+        assert!(store.list_sessions(&id, NOW).unwrap().is_empty());
+        assert_eq!(
+            store.audited.borrow().last().unwrap().0,
+            "login_mfa_required"
+        );
+    }
+
+    #[test]
+    fn a_right_code_completes_the_login_once_with_otp_in_amr() {
+        let (store, id, secret, _) = enrolled();
+        let token = mfa_token(&store);
+        // The enrolment used this step's code: the next step's is fresh.
+        let later = NOW + 30;
+        let signed_in = verify_at(&store, &token, &code(&secret, later), later).unwrap();
+        assert_eq!(signed_in.user.id, id);
+        assert_eq!(signed_in.amr, &["pwd", "otp"]);
+        assert!(store.is_live(&signed_in.session_id, later).unwrap());
+        let spent = verify_at(&store, &token, &code(&secret, later + 30), later + 30);
+        assert!(matches!(spent, Err(ApiError::InvalidMfaToken)));
+    }
+
+    #[test]
+    fn a_code_is_accepted_once_in_its_window() {
+        let (store, _, secret, _) = enrolled();
+        let later = NOW + 30;
+        let first = mfa_token(&store);
+        verify_at(&store, &first, &code(&secret, later), later).unwrap();
+        let second = mfa_token(&store);
+        let replayed = verify_at(&store, &second, &code(&secret, later), later + 5);
+        assert!(matches!(replayed, Err(ApiError::InvalidMfaCode)));
+        // The refused replay did not spend the token.
+        verify_at(&store, &second, &code(&secret, later + 30), later + 30).unwrap();
+    }
+
+    #[test]
+    fn a_recovery_code_works_once() {
+        let (store, _, _, codes) = enrolled();
+        let token = mfa_token(&store);
+        let signed_in = verify_at(&store, &token, &codes[3].to_uppercase(), NOW).unwrap();
+        assert_eq!(signed_in.amr, &["pwd", "otp"]);
+        let token = mfa_token(&store);
+        let reused = verify_at(&store, &token, &codes[3], NOW);
+        assert!(matches!(reused, Err(ApiError::InvalidMfaCode)));
+        verify_at(&store, &token, &codes[4], NOW).unwrap();
+    }
+
+    #[test]
+    fn wrong_codes_are_throttled_like_wrong_passwords() {
+        let (store, _, secret, _) = enrolled();
+        let token = mfa_token(&store);
+        let right = code(&secret, NOW + 30);
+        let wrong = if right == "111111" {
+            "222222"
+        } else {
+            "111111"
+        };
+        for _ in 0..3 {
+            let refused = verify_at(&store, &token, wrong, NOW + 30);
+            assert!(matches!(refused, Err(ApiError::InvalidMfaCode)));
+        }
+        let throttled = verify_at(&store, &token, &right, NOW + 30);
+        assert!(
+            matches!(throttled, Err(ApiError::RateLimited { retry_after }) if retry_after >= 1),
+            "{throttled:?}"
+        );
+    }
+
+    #[test]
+    fn a_forged_or_unknown_token_is_refused() {
+        let (store, _, secret, _) = enrolled();
+        for token in ["", "junk", MfaToken::generate().expose()] {
+            let refused = verify_at(&store, token, &code(&secret, NOW + 30), NOW + 30);
+            assert!(matches!(refused, Err(ApiError::InvalidMfaToken)), "{token}");
+        }
+    }
+
+    #[test]
+    fn a_token_expires_after_five_minutes() {
+        let (store, _, secret, _) = enrolled();
+        let token = mfa_token(&store);
+        let late = NOW + 301;
+        let refused = verify_at(&store, &token, &code(&secret, late), late);
+        assert!(matches!(refused, Err(ApiError::InvalidMfaToken)));
+    }
+
+    #[test]
+    fn disabling_needs_the_password_and_voids_the_recovery_codes() {
+        let (store, id, _, codes) = enrolled();
+        let user = store.user_by_id(&id).unwrap().unwrap();
+        let wrong = disable(
+            stores(&store),
+            &settings(),
+            &user,
+            &Password::for_login("not the password").unwrap(),
+            CLIENT,
+            NOW,
+        );
+        assert!(matches!(wrong, Err(ApiError::InvalidCredentials)));
+        assert!(store.user_by_id(&id).unwrap().unwrap().mfa_enabled);
+        let token = mfa_token(&store);
+        disable(
+            stores(&store),
+            &settings(),
+            &user,
+            &Password::for_login(PASSWORD).unwrap(),
+            CLIENT,
+            NOW,
+        )
+        .unwrap();
+        assert!(!store.user_by_id(&id).unwrap().unwrap().mfa_enabled);
+        let voided = verify_at(&store, &token, &codes[0], NOW);
+        assert!(matches!(voided, Err(ApiError::InvalidMfaToken)));
+        assert!(login(&store).into_signed_in().is_some());
+    }
+}
