@@ -243,6 +243,13 @@ pub fn verify(
         Some(user) if user.mfa_enabled => user,
         _ => return Err(ApiError::InvalidMfaToken),
     };
+    // A password change since the login voids it, before a code is spent
+    // on it (a change racing past this point is caught by start_session).
+    let current = stores.users.credentials(user_id)?.map(|c| c.version);
+    if current != Some(challenge.credential_version) {
+        stores.mfa.take_challenge(&digest, now)?;
+        return Err(ApiError::InvalidMfaToken);
+    }
     let method = if totp::is_recovery_code(code) {
         let digest = totp::recovery_code_digest(user_id, code).unwrap_or_default();
         stores
@@ -319,7 +326,7 @@ mod tests {
     use crate::domain::Email;
     use crate::password::hash_password;
     use crate::store::memory::MemoryStore;
-    use crate::store::{NewUser, SessionStore, UserStore};
+    use crate::store::{MfaStore, NewUser, SessionStore, UserStore};
 
     const PASSWORD: &str = "correct horse battery staple";
     const CLIENT: Client<'static> = Client {
@@ -600,6 +607,16 @@ mod tests {
             let refused = verify_at(&store, token, &code(&secret, NOW + 30), NOW + 30);
             assert!(matches!(refused, Err(ApiError::InvalidMfaToken)), "{token}");
         }
+    }
+
+    #[test]
+    fn a_password_change_after_the_login_voids_its_token() {
+        let (store, id, _, codes) = enrolled();
+        let token = mfa_token(&store);
+        store.change_password_hash(&id, "changed", NOW).unwrap();
+        let refused = verify_at(&store, &token, &codes[0], NOW);
+        assert!(matches!(refused, Err(ApiError::InvalidMfaToken)));
+        assert_eq!(store.recovery_codes_left(&id).unwrap(), 10);
     }
 
     #[test]
