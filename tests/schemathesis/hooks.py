@@ -8,7 +8,8 @@
   sent: a new password must not be a common or guessable one, a password
   change must give the right current password, a refresh token or an
   email link's token must be one the service issued, and an answer index
-  must point at one of the question's choices. Negative examples are left
+  must point at one of the question's choices, and turning off two-factor
+  sign-in must give the right password. Negative examples are left
   alone. Email links are read from the app's log (SPIN_AUTH_LOG: with no
   mail_url, the app prints the messages it keeps there).
 """
@@ -117,6 +118,11 @@ def map_case(context, case):
         # The admin's own password, kept, so the run can log in again.
         body["current_password"] = ADMIN_PASSWORD
         body["new_password"] = ADMIN_PASSWORD
+    elif label == "DELETE /auth/mfa/totp" and isinstance(body.get("current_password"), str):
+        # The right password: turning off a second factor the admin never
+        # turned on is a 204, and wrong guesses would throttle the
+        # admin's password changes too.
+        body["current_password"] = ADMIN_PASSWORD
     elif label == "POST /auth/refresh" and isinstance(body.get("refresh_token"), str):
         body["refresh_token"] = fresh_refresh_token()
     elif label == "POST /auth/verify-email" and isinstance(body.get("token"), str):

@@ -105,7 +105,15 @@ pub fn confirm_enrolment(
         Some(totp) => totp,
         None => return Err(ApiError::Conflict("mfa_not_pending")),
     };
-    let attempt = begin_attempt(stores, settings, &user.id, client)?;
+    // The caller is signed in and holds the secret: a guess gains nothing
+    // here, so wrong codes count per account only, not against the
+    // address that logins share.
+    let attempt = Attempt::begin(
+        stores.counters,
+        settings,
+        format!("mfa-confirm:{}", user.id),
+        None,
+    )?;
     let secret = TotpSecret::open(&key()?, &user.id, &pending.sealed_secret).ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!(
             "a stored TOTP secret does not open with mfa_encryption_key"
