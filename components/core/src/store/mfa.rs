@@ -77,34 +77,15 @@ fn challenge_from_row(row: &crate::store::sql::Row) -> anyhow::Result<MfaChallen
 
 impl MfaStore for SqlStore {
     fn begin_totp(&self, user_id: &str, sealed_secret: &str, now: Timestamp) -> StoreResult<bool> {
-        self.transaction(|tx| {
-            let rows = tx.query(
-                &format!(
-                    "SELECT enabled_at FROM user_totp WHERE user_id = $1{}",
-                    tx.dialect().for_update()
-                ),
-                &[user_id.into()],
-            )?;
-            match rows.first() {
-                Some(row) if row.optional_int(0)?.is_some() => Ok(false),
-                Some(_) => {
-                    tx.execute(
-                        "UPDATE user_totp SET sealed_secret = $2, created_at = $3 WHERE user_id = $1",
-                        &[user_id.into(), sealed_secret.into(), now.into()],
-                    )?;
-                    Ok(true)
-                }
-                None => {
-                    // A concurrent first enrolment may insert the row
-                    // first: then this one fails, and the client retries.
-                    tx.execute(
-                        "INSERT INTO user_totp (user_id, sealed_secret, created_at) VALUES ($1, $2, $3)",
-                        &[user_id.into(), sealed_secret.into(), now.into()],
-                    )?;
-                    Ok(true)
-                }
-            }
-        })
+        // One statement: inserts, or replaces a pending secret, and leaves
+        // an enabled one alone (then no row changes).
+        let changed = self.execute(
+            "INSERT INTO user_totp (user_id, sealed_secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, \
+             created_at = excluded.created_at WHERE user_totp.enabled_at IS NULL",
+            &[user_id.into(), sealed_secret.into(), now.into()],
+        )?;
+        Ok(changed == 1)
     }
 
     fn totp(&self, user_id: &str) -> StoreResult<Option<StoredTotp>> {
