@@ -195,9 +195,12 @@ pub async fn spawn_app_with(backend: Backend, options: AppOptions) -> TestApp {
         .redis_prefix
         .unwrap_or_else(|| format!("test:{}:", uuid::Uuid::new_v4().simple()));
     let jwt_key = format!("test-key-{}", uuid::Uuid::new_v4().simple());
+    // Like jwt_key: PostgreSQL needs it for two-factor sign-in.
+    let mfa_key = format!("test-mfa-key-{}", uuid::Uuid::new_v4().simple());
     let mut variables: Vec<(String, String)> = Vec::new();
     if !options.bare {
         variables.push(("jwt_key".into(), jwt_key.clone()));
+        variables.push(("mfa_encryption_key".into(), mfa_key.clone()));
         if let Some(database) = &database {
             variables.push(("database_url".into(), database.url.clone()));
         }

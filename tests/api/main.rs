@@ -8,6 +8,7 @@
 mod conformance;
 mod helpers;
 mod mail_sink;
+mod mfa;
 mod migrations;
 mod openapi;
 mod outages;

@@ -8,13 +8,20 @@
   sent: a new password must not be a common or guessable one, a password
   change must give the right current password, a refresh token or an
   email link's token must be one the service issued, and an answer index
-  must point at one of the question's choices. Negative examples are left
+  must point at one of the question's choices, turning off two-factor
+  sign-in must give the right password, and a second factor needs a live
+  mfa_token and a code (from a new account that turns it on, its TOTP
+  code computed here). Negative examples are left
   alone. Email links are read from the app's log (SPIN_AUTH_LOG: with no
   mail_url, the app prints the messages it keeps there).
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
+import struct
 import time
 
 import requests
@@ -99,6 +106,37 @@ def fresh_reset_token():
     return newest_link("/reset-password", address)
 
 
+def mfa_case():
+    """A live mfa_token and a code that completes it: a new account turns
+    on two-factor sign-in (its TOTP code computed here with the standard
+    library), logs in, and gives one of its recovery codes."""
+    address = f"st-mfa-{secrets.token_hex(8)}@example.com"
+    password = strong_password()
+    requests.post(
+        f"{BASE_URL}/auth/register", json={"email": address, "password": password}, timeout=30
+    ).raise_for_status()
+    login = requests.post(
+        f"{BASE_URL}/auth/login", json={"email": address, "password": password}, timeout=30
+    )
+    login.raise_for_status()
+    bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    enrolment = requests.post(f"{BASE_URL}/auth/mfa/totp", headers=bearer, timeout=30)
+    enrolment.raise_for_status()
+    secret = enrolment.json()["secret"]
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    code = (struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000
+    confirmed = requests.post(
+        f"{BASE_URL}/auth/mfa/totp/confirm", json={"code": "%06d" % code}, headers=bearer, timeout=30
+    )
+    confirmed.raise_for_status()
+    challenge = requests.post(
+        f"{BASE_URL}/auth/login", json={"email": address, "password": password}, timeout=30
+    )
+    return challenge.json()["mfa_token"], confirmed.json()["recovery_codes"][0]
+
+
 def is_integral(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
 
@@ -117,6 +155,15 @@ def map_case(context, case):
         # The admin's own password, kept, so the run can log in again.
         body["current_password"] = ADMIN_PASSWORD
         body["new_password"] = ADMIN_PASSWORD
+    elif label == "DELETE /auth/mfa/totp" and isinstance(body.get("current_password"), str):
+        # The right password: turning off a second factor the admin never
+        # turned on is a 204, and wrong guesses would throttle the
+        # admin's password changes too.
+        body["current_password"] = ADMIN_PASSWORD
+    elif label == "POST /auth/mfa/verify" and isinstance(body.get("mfa_token"), str):
+        body["mfa_token"], code = mfa_case()
+        if isinstance(body.get("code"), str):
+            body["code"] = code
     elif label == "POST /auth/refresh" and isinstance(body.get("refresh_token"), str):
         body["refresh_token"] = fresh_refresh_token()
     elif label == "POST /auth/verify-email" and isinstance(body.get("token"), str):

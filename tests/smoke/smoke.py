@@ -9,8 +9,12 @@ the links of the mail it keeps). It runs against the local host and against
 real `spin up` (tests/spin/run.sh) in CI.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import os
+import struct
 import sys
 import time
 import urllib.error
@@ -129,6 +133,42 @@ status, _, _ = call("POST", "/auth/logout?scope=global", headers={"cookie": f"__
 check(status == 204, "logout with scope=global gives 204")
 status, _, _ = call("GET", "/auth/me", headers=bearer)
 check(status == 401, "a global logout ends the session at once")
+
+def totp(secret, step):
+    """RFC 6238 (HMAC-SHA-1, 6 digits) from the standard library: this
+    test's authenticator app."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return "%06d" % (value % 1_000_000)
+
+
+def claims(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+# Two-factor sign-in: enrol, confirm, log in with a code, turn it off.
+mfa_email = "mfa-" + email
+call("POST", "/auth/register", {"email": mfa_email, "password": PASSWORD})
+status, _, body = call("POST", "/auth/login", {"email": mfa_email, "password": PASSWORD})
+mfa_bearer = {"authorization": f"Bearer {json.loads(body)['access_token']}"}
+status, _, body = call("POST", "/auth/mfa/totp", headers=mfa_bearer)
+check(status == 200 and json.loads(body)["otpauth_uri"].startswith("otpauth://totp/"), "POST /auth/mfa/totp starts an enrolment")
+secret = json.loads(body)["secret"]
+step = int(time.time()) // 30
+status, _, body = call("POST", "/auth/mfa/totp/confirm", {"code": totp(secret, step)}, headers=mfa_bearer)
+check(status == 200 and len(json.loads(body)["recovery_codes"]) == 10, "POST /auth/mfa/totp/confirm turns it on with 10 recovery codes")
+status, headers, body = call("POST", "/auth/login", {"email": mfa_email, "password": PASSWORD})
+check(status == 403 and json.loads(body)["code"] == "mfa_required" and cookie(headers) is None, "with TOTP on, login asks for a code and gives no tokens")
+mfa_token = json.loads(body)["mfa_token"]
+status, headers, body = call("POST", "/auth/mfa/verify", {"mfa_token": mfa_token, "code": totp(secret, step + 1)})
+check(status == 200 and cookie(headers) and claims(json.loads(body)["access_token"])["amr"] == ["pwd", "otp"], "POST /auth/mfa/verify completes the login, amr pwd+otp")
+status, _, body = call("POST", "/auth/mfa/verify", {"mfa_token": mfa_token, "code": totp(secret, step + 1)})
+check(status == 401 and json.loads(body)["code"] == "invalid_mfa_token", "an mfa_token is single use")
+status, _, _ = call("DELETE", "/auth/mfa/totp", {"current_password": PASSWORD}, headers=mfa_bearer)
+check(status == 204, "DELETE /auth/mfa/totp turns it off")
 
 status, _, body = call("GET", "/openapi.json")
 check(status == 200 and json.loads(body)["openapi"].startswith("3.1"), "GET /openapi.json is an OpenAPI 3.1 document")

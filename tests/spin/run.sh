@@ -82,7 +82,8 @@ run postgres-redis \
   SPIN_VARIABLE_DATABASE_URL="$pg_url" \
   SPIN_VARIABLE_REDIS_URL="$redis_url" \
   SPIN_VARIABLE_REDIS_KEY_PREFIX="spin-smoke:$database:" \
-  SPIN_VARIABLE_JWT_KEY="$(head -c 32 /dev/urandom | base64)"
+  SPIN_VARIABLE_JWT_KEY="$(head -c 32 /dev/urandom | base64)" \
+  SPIN_VARIABLE_MFA_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)"
 
 # Mail goes out through Spin's outbound HTTP after the response: a
 # registration's verification link reaches a mail API stand-in.

@@ -1,7 +1,8 @@
 //! The `auth` component: registration, login, token refresh, logout,
-//! sessions, password change, health and the token-verification keys
-//! (JWKS and discovery document). It routes each request to a use
-//! case in `spin-auth-core` and maps the result to HTTP; nothing else. It
+//! sessions, password change, two-factor sign-in, health and the
+//! token-verification keys (JWKS and discovery document). It routes each
+//! request to a use case in `spin-auth-core` and maps the result to HTTP;
+//! nothing else. It
 //! also serves the OpenAPI document and Swagger UI.
 
 use spin_auth_core::auth::{self, AuthService};
@@ -38,6 +39,10 @@ fn handle_request(request: Request) -> Result<Response, ApiError> {
         AuthOp::VerifyEmail => auth::verify_email(&service()?, &request),
         AuthOp::ForgotPassword => auth::forgot_password(&service()?, &request),
         AuthOp::ResetPassword => auth::reset_password(&service()?, &request),
+        AuthOp::EnrolTotp => auth::enrol_totp(&service()?, &request),
+        AuthOp::ConfirmTotp => auth::confirm_totp(&service()?, &request),
+        AuthOp::DisableTotp => auth::disable_totp(&service()?, &request),
+        AuthOp::VerifySecondFactor => auth::verify_second_factor(&service()?, &request),
         AuthOp::Health => Ok(auth::health(&service()?)),
         AuthOp::Jwks => auth::jwks(&service()?),
         AuthOp::OpenIdConfiguration => auth::openid_configuration(&service()?, &request),

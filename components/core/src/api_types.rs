@@ -39,7 +39,7 @@ impl UserBody {
             roles,
             created_at: rfc3339(user.created_at),
             email_verified: user.email_verified,
-            mfa_enabled: false,
+            mfa_enabled: user.mfa_enabled,
         }
     }
 }

@@ -100,6 +100,11 @@ pub struct AuthSettings {
     pub require_verified_email: bool,
     /// Where mail goes, and the links in it.
     pub mail: MailSettings,
+    /// The key TOTP secrets are sealed under (`mfa_encryption_key`);
+    /// `None` when unset: the embedded database then generates and keeps
+    /// one, and with `database_url` enrolment is refused as misconfigured
+    /// until it is set.
+    pub mfa_encryption_key: Option<Zeroizing<Vec<u8>>>,
 }
 
 /// Mail delivery and the links in messages.
@@ -323,6 +328,7 @@ impl AuthSettings {
                     .filter(|key| !key.trim().is_empty()),
                 mail_from: variables.text("mail_from")?,
             },
+            mfa_encryption_key: variables.key("mfa_encryption_key")?,
         })
     }
 }
@@ -366,6 +372,7 @@ mod tests {
             ("mail_url", ""),
             ("mail_api_key", ""),
             ("mail_from", "no-reply@localhost"),
+            ("mfa_encryption_key", ""),
         ]
         .into_iter()
         .map(|(k, v)| (k, v.to_owned()))
@@ -407,6 +414,16 @@ mod tests {
             misconfigured(load(&[("jwt_previous_key", "short")])),
             "jwt_previous_key"
         );
+    }
+
+    #[test]
+    fn a_short_mfa_encryption_key_is_refused() {
+        assert_eq!(
+            misconfigured(load(&[("mfa_encryption_key", "short")])),
+            "mfa_encryption_key"
+        );
+        let (_, auth) = load(&[("mfa_encryption_key", &"m".repeat(32))]).unwrap();
+        assert_eq!(auth.mfa_encryption_key.unwrap().len(), 32);
     }
 
     #[test]
@@ -514,6 +531,7 @@ mod tests {
             "login_failures_per_ip",
             "registrations_per_ip",
             "trusted_proxies",
+            "mfa_encryption_key",
         ];
         let lookup = |name: &str| {
             (!auth_only.contains(&name))

@@ -55,6 +55,16 @@ pub enum ApiError {
     Forbidden,
     /// 403: the password is right, but the address must be verified first.
     EmailNotVerified,
+    /// 403 `mfa_required`: the password is right, and the account needs a
+    /// second factor; the problem carries the `mfa_token` to present it
+    /// with at `POST /auth/mfa/verify`.
+    MfaRequired(crate::totp::MfaToken),
+    /// 401 `invalid_mfa_code`: the TOTP or recovery code is wrong or
+    /// already used.
+    InvalidMfaCode,
+    /// 401 `invalid_mfa_token`: the `mfa_token` is unknown, used or
+    /// expired.
+    InvalidMfaToken,
     /// 400 `invalid_token`: an email link's token is unknown, used or too
     /// old.
     InvalidLink,
@@ -105,8 +115,10 @@ impl ApiError {
             | Self::RefreshTokenReused
             | Self::MissingToken
             | Self::InvalidToken(_)
-            | Self::TokenExpired => 401,
-            Self::Forbidden | Self::EmailNotVerified => 403,
+            | Self::TokenExpired
+            | Self::InvalidMfaCode
+            | Self::InvalidMfaToken => 401,
+            Self::Forbidden | Self::EmailNotVerified | Self::MfaRequired(_) => 403,
             Self::InvalidLink => 400,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
@@ -132,6 +144,9 @@ impl ApiError {
             Self::TokenExpired => "token_expired",
             Self::Forbidden => "forbidden",
             Self::EmailNotVerified => "email_not_verified",
+            Self::MfaRequired(_) => "mfa_required",
+            Self::InvalidMfaCode => "invalid_mfa_code",
+            Self::InvalidMfaToken => "invalid_mfa_token",
             Self::InvalidLink => "invalid_token",
             Self::NotFound(code) | Self::Conflict(code) => code,
             Self::MethodNotAllowed(_) => "method_not_allowed",
@@ -157,6 +172,9 @@ impl ApiError {
             Self::TokenExpired => "Access token expired",
             Self::Forbidden => "Forbidden",
             Self::EmailNotVerified => "Email not verified",
+            Self::MfaRequired(_) => "Second factor required",
+            Self::InvalidMfaCode => "Invalid code",
+            Self::InvalidMfaToken => "Invalid MFA token",
             Self::InvalidLink => "Invalid link",
             Self::NotFound(_) => "Not found",
             Self::MethodNotAllowed(_) => "Method not allowed",
@@ -193,6 +211,23 @@ impl ApiError {
             Self::Forbidden => "Your roles do not allow this.".to_owned(),
             Self::EmailNotVerified => {
                 "Verify your email address first: open the link we sent you.".to_owned()
+            }
+            Self::MfaRequired(_) => {
+                "Enter a code from your authenticator app (or a recovery code) at \
+                 POST /auth/mfa/verify with this mfa_token."
+                    .to_owned()
+            }
+            Self::InvalidMfaCode => {
+                "The code is wrong or was already used; wait for the next one.".to_owned()
+            }
+            Self::InvalidMfaToken => {
+                "The mfa_token is unknown, used or expired; log in again.".to_owned()
+            }
+            Self::Conflict("mfa_already_enabled") => {
+                "Two-factor sign-in is already on; turn it off first.".to_owned()
+            }
+            Self::Conflict("mfa_not_pending") => {
+                "No enrolment is waiting for confirmation; start one first.".to_owned()
             }
             Self::InvalidLink => {
                 "The link is unknown, already used or too old; ask for a new one.".to_owned()
@@ -303,6 +338,9 @@ mod tests {
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType("application/json"),
             ApiError::RateLimited { retry_after: 3 },
+            ApiError::MfaRequired(crate::totp::MfaToken::generate()),
+            ApiError::InvalidMfaCode,
+            ApiError::InvalidMfaToken,
         ];
         for error in errors {
             assert!((400..500).contains(&error.status()), "{error}");

@@ -32,5 +32,6 @@ pub mod service;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
+pub mod totp;
 
 pub use error::ApiError;

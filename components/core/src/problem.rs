@@ -32,6 +32,11 @@ pub fn response(error: &ApiError) -> Response {
     if let ApiError::Validation(errors) = error {
         body["errors"] = json!(errors);
     }
+    if let ApiError::MfaRequired(token) = error {
+        // An extension member (RFC 9457 section 3.2): what the client
+        // presents with the second factor.
+        body["mfa_token"] = json!(token.expose());
+    }
     let mut response = Response::new(error.status())
         .header("content-type", "application/problem+json")
         .body(serde_json::to_vec(&body).unwrap_or_default());
@@ -127,6 +132,17 @@ mod tests {
         ));
         assert_eq!(down.status, 503);
         assert!(down.header_value("retry-after").is_some());
+    }
+
+    #[test]
+    fn mfa_required_carries_the_token() {
+        let token = crate::totp::MfaToken::generate();
+        let text = token.expose().to_owned();
+        let response = response(&ApiError::MfaRequired(token));
+        assert_eq!(response.status, 403);
+        let body = parsed(&response);
+        assert_eq!(body["code"], "mfa_required");
+        assert_eq!(body["mfa_token"], text);
     }
 
     #[test]

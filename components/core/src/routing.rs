@@ -39,6 +39,14 @@ pub enum AuthOp {
     ForgotPassword,
     /// `POST /auth/password/reset`.
     ResetPassword,
+    /// `POST /auth/mfa/totp`.
+    EnrolTotp,
+    /// `POST /auth/mfa/totp/confirm`.
+    ConfirmTotp,
+    /// `DELETE /auth/mfa/totp`.
+    DisableTotp,
+    /// `POST /auth/mfa/verify`.
+    VerifySecondFactor,
     /// `GET /health`.
     Health,
     /// `GET /.well-known/jwks.json`.
@@ -69,6 +77,10 @@ pub const AUTH_ROUTES: &[Route<AuthOp>] = &[
     ("POST", "/auth/verify-email", AuthOp::VerifyEmail),
     ("POST", "/auth/password/forgot", AuthOp::ForgotPassword),
     ("POST", "/auth/password/reset", AuthOp::ResetPassword),
+    ("POST", "/auth/mfa/totp", AuthOp::EnrolTotp),
+    ("POST", "/auth/mfa/totp/confirm", AuthOp::ConfirmTotp),
+    ("DELETE", "/auth/mfa/totp", AuthOp::DisableTotp),
+    ("POST", "/auth/mfa/verify", AuthOp::VerifySecondFactor),
     ("GET", "/health", AuthOp::Health),
     ("GET", "/.well-known/jwks.json", AuthOp::Jwks),
     (

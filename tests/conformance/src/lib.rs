@@ -29,6 +29,7 @@ fn run_suite(_request: Request) -> Result<Response, ApiError> {
         users: &stores.database,
         sessions: stores.sessions(),
         counters: stores.counters(),
+        mfa: &stores.database,
     });
     let body: Vec<serde_json::Value> = outcomes
         .into_iter()

@@ -94,20 +94,15 @@ pub fn change_password(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::login::{Login, SignedIn, sign_in};
-    use crate::auth::testing::{CLIENT, PASSWORD, POLICY, audited, settings, stores, with_user};
+    use crate::auth::login::SignedIn;
+    use crate::auth::testing::{CLIENT, PASSWORD, audited, log_in, settings, stores, with_user};
     use crate::store::SessionStore;
     use crate::store::memory::MemoryStore;
 
     const NEW: &str = "a brand new passphrase";
 
     fn session(store: &MemoryStore, password: &str) -> Result<SignedIn, ApiError> {
-        let login = Login {
-            email: "ada@example.com",
-            password: Password::for_login(password).unwrap(),
-            client: CLIENT,
-        };
-        sign_in(stores(store).sign_in(), &settings(), &POLICY, login, 100)
+        log_in(store, "ada@example.com", password, 100)
     }
 
     fn change<'a>(id: &'a str, sid: &'a str, current: &str) -> ChangePassword<'a> {

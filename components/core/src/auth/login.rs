@@ -1,6 +1,6 @@
 //! Signing in with a password, as a use case: a [`Login`] command in, a
-//! [`SignedIn`] outcome (or the error that refuses it) out, over the store
-//! traits. It knows nothing of HTTP, cookies or tokens' encoding, so its
+//! [`SignInOutcome`] (a session, or a second factor to ask for) or the
+//! error that refuses it out, over the store traits. It knows nothing of HTTP, cookies or tokens' encoding, so its
 //! rules are unit-tested natively against the in-memory store.
 
 use super::throttling::{Attempt, account_key, throttle_address};
@@ -10,9 +10,18 @@ use crate::domain::{Email, Password, Role, User, roles_for};
 use crate::error::ApiError;
 use crate::password::{Verification, hash_password, verify_against_dummy, verify_password};
 use crate::store::{
-    AuditEvent, AuditLog, CounterStore, NewSession, SessionPolicy, SessionStore, UserStore,
+    AuditEvent, AuditLog, CounterStore, MfaChallenge, MfaStore, NewSession, SessionPolicy,
+    SessionStore, UserStore,
 };
 use crate::tokens::RefreshToken;
+use crate::totp::MfaToken;
+
+/// How long an `mfa_token` waits for its second factor.
+pub const MFA_TOKEN_TTL: i64 = 300;
+/// RFC 8176 `amr` of a login by password alone.
+pub const AMR_PASSWORD: &[&str] = &["pwd"];
+/// RFC 8176 `amr` of a login by password and a one-time code.
+pub const AMR_PASSWORD_AND_OTP: &[&str] = &["pwd", "otp"];
 
 /// Where a request came from, as the audit trail and sessions keep it.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +43,8 @@ pub struct SignInStores<'a> {
     pub counters: &'a dyn CounterStore,
     /// The audit trail.
     pub audit: &'a dyn AuditLog,
+    /// Second-factor enrolments and pending logins.
+    pub mfa: &'a dyn MfaStore,
 }
 
 /// `POST /auth/login`'s command: an email as typed, and a password.
@@ -57,6 +68,28 @@ pub struct SignedIn {
     pub session_id: String,
     /// The session's first refresh token.
     pub refresh_token: RefreshToken,
+    /// How the login was authenticated (RFC 8176 `amr`).
+    pub amr: &'static [&'static str],
+}
+
+/// What a right password leads to.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    /// A session: the account needs nothing more.
+    SignedIn(SignedIn),
+    /// The account has TOTP on: no session yet, but a single-use token
+    /// that, with a code, completes this login at `POST /auth/mfa/verify`.
+    MfaRequired(MfaToken),
+}
+
+impl SignInOutcome {
+    /// The session, if the login needed no second factor.
+    pub fn into_signed_in(self) -> Option<SignedIn> {
+        match self {
+            SignInOutcome::SignedIn(signed_in) => Some(signed_in),
+            SignInOutcome::MfaRequired(_) => None,
+        }
+    }
 }
 
 /// Checks the password and starts a session.
@@ -64,7 +97,8 @@ pub struct SignedIn {
 /// Rules: throttled attempts are refused before any hashing; unknown and
 /// known emails take the same steps (one Argon2 verification) and fail
 /// alike; a correct password for an unverified address is refused when
-/// `require_verified_email` is on; a weaker stored hash is upgraded; and a
+/// `require_verified_email` is on; a weaker stored hash is upgraded; an
+/// account with TOTP on gets an `mfa_token` instead of a session; and a
 /// password change that overtook the login ends the session it created.
 pub fn sign_in(
     stores: SignInStores<'_>,
@@ -72,7 +106,7 @@ pub fn sign_in(
     policy: &SessionPolicy,
     command: Login<'_>,
     now: Timestamp,
-) -> Result<SignedIn, ApiError> {
+) -> Result<SignInOutcome, ApiError> {
     let Login {
         email,
         password,
@@ -142,7 +176,55 @@ pub fn sign_in(
         );
         return Err(ApiError::EmailNotVerified);
     }
+    if user.mfa_enabled {
+        // Bound to this login: to this account and the password version
+        // just checked, so a password change in between voids it.
+        let token = MfaToken::generate();
+        let challenge = MfaChallenge {
+            user_id: user.id.clone(),
+            credential_version: checked.version,
+        };
+        stores
+            .mfa
+            .create_challenge(&token.digest(), &challenge, now, now + MFA_TOKEN_TTL)?;
+        audit(
+            stores.audit,
+            "login_mfa_required",
+            Some(&user.id),
+            None,
+            client,
+            None,
+            now,
+        );
+        return Ok(SignInOutcome::MfaRequired(token));
+    }
+    start_session(
+        stores,
+        settings,
+        policy,
+        user,
+        checked.version,
+        AMR_PASSWORD,
+        client,
+        now,
+    )
+    .map(SignInOutcome::SignedIn)
+}
 
+/// Starts the session of a login whose every factor was checked, the
+/// password against version `checked_version` of the credentials: the one
+/// path by which both `POST /auth/login` and `POST /auth/mfa/verify` end.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn start_session(
+    stores: SignInStores<'_>,
+    settings: &AuthSettings,
+    policy: &SessionPolicy,
+    user: User,
+    checked_version: i64,
+    amr: &'static [&'static str],
+    client: Client<'_>,
+    now: Timestamp,
+) -> Result<SignedIn, ApiError> {
     let roles = roles_for(&user, &settings.admin_emails);
     let session_id = crate::random::uuid().to_string();
     let refresh_token = RefreshToken::generate();
@@ -155,6 +237,7 @@ pub fn sign_in(
             created_at: now,
             user_agent: client.user_agent,
             ip: client.ip,
+            amr: &amr.join(","),
         },
         &refresh_token.digest(),
         policy,
@@ -164,7 +247,7 @@ pub fn sign_in(
     // could not see this one: the session ends here instead. A change after
     // this read revokes it itself.
     let current = stores.users.credentials(&user.id)?;
-    if current.as_ref().map(|c| c.version) != Some(checked.version) {
+    if current.as_ref().map(|c| c.version) != Some(checked_version) {
         stores.sessions.revoke_session(&user.id, &session_id)?;
         let detail = Some("the password changed while the login was checked");
         audit(
@@ -184,7 +267,7 @@ pub fn sign_in(
         Some(&user.id),
         Some(&session_id),
         client,
-        None,
+        Some(&format!("amr={}", amr.join(","))),
         now,
     );
     Ok(SignedIn {
@@ -192,6 +275,7 @@ pub fn sign_in(
         roles,
         session_id,
         refresh_token,
+        amr,
     })
 }
 
@@ -221,192 +305,5 @@ pub(super) fn audit(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::testing::{self, CLIENT, PASSWORD, POLICY, settings, with_user};
-    use crate::store::memory::MemoryStore;
-    use crate::store::{Credentials, NewUser, StoreResult};
-
-    fn stores(store: &MemoryStore) -> SignInStores<'_> {
-        testing::stores(store).sign_in()
-    }
-
-    fn login<'a>(email: &'a str, password: &str) -> Login<'a> {
-        Login {
-            email,
-            password: Password::for_login(password).unwrap(),
-            client: CLIENT,
-        }
-    }
-
-    #[test]
-    fn the_right_password_starts_a_live_session() {
-        let (store, id) = with_user("ada@example.com");
-        let signed_in = sign_in(
-            stores(&store),
-            &settings(),
-            &POLICY,
-            login(" Ada@Example.com ", PASSWORD),
-            100,
-        )
-        .unwrap();
-        assert_eq!(signed_in.user.id, id);
-        assert_eq!(signed_in.roles, vec![Role::User]);
-        assert!(store.is_live(&signed_in.session_id, 100).unwrap());
-        assert_eq!(store.audited.borrow().last().unwrap().0, "login_succeeded");
-    }
-
-    #[test]
-    fn an_unknown_email_and_a_wrong_password_are_refused_alike() {
-        let (store, _) = with_user("ada@example.com");
-        let unknown = sign_in(
-            stores(&store),
-            &settings(),
-            &POLICY,
-            login("bob@example.com", PASSWORD),
-            100,
-        );
-        let wrong = sign_in(
-            stores(&store),
-            &settings(),
-            &POLICY,
-            login("ada@example.com", "not the password"),
-            100,
-        );
-        assert!(matches!(unknown, Err(ApiError::InvalidCredentials)));
-        assert!(matches!(wrong, Err(ApiError::InvalidCredentials)));
-        let audited = store.audited.borrow();
-        assert_eq!(audited.len(), 2);
-        assert!(
-            audited
-                .iter()
-                .all(|(event, user)| event == "login_failed" && user.is_none())
-        );
-    }
-
-    #[test]
-    fn after_the_free_attempts_even_the_right_password_waits() {
-        let (store, _) = with_user("ada@example.com");
-        for _ in 0..3 {
-            let failed = sign_in(
-                stores(&store),
-                &settings(),
-                &POLICY,
-                login("ada@example.com", "a wrong guess"),
-                100,
-            );
-            assert!(matches!(failed, Err(ApiError::InvalidCredentials)));
-        }
-        let throttled = sign_in(
-            stores(&store),
-            &settings(),
-            &POLICY,
-            login("ada@example.com", PASSWORD),
-            100,
-        );
-        assert!(
-            matches!(throttled, Err(ApiError::RateLimited { retry_after }) if retry_after >= 1)
-        );
-    }
-
-    #[test]
-    fn admin_emails_grant_admin_to_a_verified_address_only() {
-        let (store, id) = with_user("root@example.com");
-        let before = sign_in(
-            stores(&store),
-            &settings(),
-            &POLICY,
-            login("root@example.com", PASSWORD),
-            100,
-        )
-        .unwrap();
-        assert_eq!(before.roles, vec![Role::User]);
-        store.mark_email_verified(&id, 100).unwrap();
-        let after = sign_in(
-            stores(&store),
-            &settings(),
-            &POLICY,
-            login("root@example.com", PASSWORD),
-            100,
-        )
-        .unwrap();
-        assert_eq!(after.roles, vec![Role::User, Role::Admin]);
-    }
-
-    #[test]
-    fn an_unverified_address_gets_no_session_when_verification_is_required() {
-        let (store, id) = with_user("ada@example.com");
-        let settings = AuthSettings {
-            require_verified_email: true,
-            ..settings()
-        };
-        let refused = sign_in(
-            stores(&store),
-            &settings,
-            &POLICY,
-            login("ada@example.com", PASSWORD),
-            100,
-        );
-        assert!(matches!(refused, Err(ApiError::EmailNotVerified)));
-        assert!(store.list_sessions(&id, 100).unwrap().is_empty());
-    }
-
-    /// A user store whose password changes right after the login checked
-    /// it: the moment a concurrent change lands in the race.
-    struct ChangedDuringLogin<'a>(&'a MemoryStore);
-
-    impl UserStore for ChangedDuringLogin<'_> {
-        fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
-            self.0.insert_user(user)
-        }
-        fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>> {
-            let found = self.0.user_by_email(email)?;
-            if let Some((user, _)) = &found {
-                self.0.change_password_hash(&user.id, "changed", 0)?;
-            }
-            Ok(found)
-        }
-        fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-            self.0.user_by_id(id)
-        }
-        fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
-            self.0.credentials(id)
-        }
-        fn upgrade_password_hash(
-            &self,
-            id: &str,
-            old: &Credentials,
-            hash: &str,
-        ) -> StoreResult<()> {
-            self.0.upgrade_password_hash(id, old, hash)
-        }
-        fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
-            self.0.change_password_hash(id, hash, now)
-        }
-        fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
-            self.0.mark_email_verified(id, now)
-        }
-    }
-
-    #[test]
-    fn a_login_overtaken_by_a_password_change_keeps_no_session() {
-        let (store, id) = with_user("ada@example.com");
-        let racing = ChangedDuringLogin(&store);
-        let stores = SignInStores {
-            users: &racing,
-            ..stores(&store)
-        };
-        let outcome = sign_in(
-            stores,
-            &settings(),
-            &POLICY,
-            login("ada@example.com", PASSWORD),
-            100,
-        );
-        assert!(
-            matches!(outcome, Err(ApiError::InvalidCredentials)),
-            "{outcome:?}"
-        );
-        assert!(store.list_sessions(&id, 100).unwrap().is_empty());
-    }
-}
+#[path = "login_tests.rs"]
+mod tests;

@@ -14,6 +14,7 @@ mod handlers;
 pub mod login;
 pub mod recovery;
 pub mod registration;
+pub mod second_factor;
 pub mod sessions;
 #[cfg(test)]
 mod testing;
@@ -22,9 +23,10 @@ mod throttling;
 use std::ops::Deref;
 
 pub use handlers::{
-    REFRESH_COOKIE, change_password, deliver_after_response, forgot_password, health, jwks,
-    list_sessions, login, logout, me, openid_configuration, refresh, refresh_failure_response,
-    register, request_verification, reset_password, revoke_session, verify_email,
+    REFRESH_COOKIE, change_password, confirm_totp, deliver_after_response, disable_totp,
+    enrol_totp, forgot_password, health, jwks, list_sessions, login, logout, me,
+    openid_configuration, refresh, refresh_failure_response, register, request_verification,
+    reset_password, revoke_session, verify_email, verify_second_factor,
 };
 pub use login::SignInStores;
 
@@ -32,7 +34,7 @@ use crate::config::{AuthSettings, Config};
 use crate::error::ApiError;
 use crate::service::Service;
 use crate::store::{
-    AuditLog, CounterStore, LinkStore, Outbox, SessionPolicy, SessionStore, UserStore,
+    AuditLog, CounterStore, LinkStore, MfaStore, Outbox, SessionPolicy, SessionStore, UserStore,
 };
 
 /// The `auth` component's service: what every component has, and the
@@ -75,6 +77,7 @@ impl AuthService {
             audit: database,
             links: database,
             outbox: database,
+            mfa: database,
         }
     }
 
@@ -103,6 +106,8 @@ pub struct AuthStores<'a> {
     pub links: &'a dyn LinkStore,
     /// Mail waiting for delivery.
     pub outbox: &'a dyn Outbox,
+    /// Second-factor enrolments and pending logins.
+    pub mfa: &'a dyn MfaStore,
 }
 
 impl<'a> AuthStores<'a> {
@@ -113,6 +118,7 @@ impl<'a> AuthStores<'a> {
             sessions: self.sessions,
             counters: self.counters,
             audit: self.audit,
+            mfa: self.mfa,
         }
     }
 }

@@ -2,8 +2,7 @@
 //! reset ends every session, and an unknown address sends nothing.
 
 use super::*;
-use crate::auth::login::{Login, sign_in};
-use crate::auth::testing::{CLIENT, PASSWORD, POLICY, audited, settings, stores, with_user};
+use crate::auth::testing::{CLIENT, PASSWORD, audited, log_in, settings, stores, with_user};
 use crate::store::memory::MemoryStore;
 use crate::store::{SessionStore, UserStore};
 
@@ -58,14 +57,7 @@ fn a_verification_link_expires_after_a_day() {
 #[test]
 fn a_reset_sets_the_password_and_ends_every_session() {
     let (store, id) = with_user("ada@example.com");
-    let login = |password: &str| {
-        let login = Login {
-            email: "ada@example.com",
-            password: Password::for_login(password).unwrap(),
-            client: CLIENT,
-        };
-        sign_in(stores(&store).sign_in(), &settings(), &POLICY, login, 100)
-    };
+    let login = |password: &str| log_in(&store, "ada@example.com", password, 100);
     let before = login(PASSWORD).unwrap();
     let sent = send_reset_link(
         stores(&store),

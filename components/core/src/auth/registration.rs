@@ -76,6 +76,7 @@ pub fn register(
         last_name,
         created_at: now,
         email_verified: false,
+        mfa_enabled: false,
     };
     send_verification_link(stores, &settings.mail, &user, now)?;
     audit(

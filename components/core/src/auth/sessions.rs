@@ -24,6 +24,8 @@ pub struct Refreshed {
     /// The session's current refresh token: the new one, or for a retired
     /// token presented within the grace window, the one that replaced it.
     pub refresh_token: RefreshToken,
+    /// How the session's login was authenticated (RFC 8176 `amr`).
+    pub amr: Vec<String>,
 }
 
 /// Rotates `presented`.
@@ -78,6 +80,7 @@ pub fn refresh(
         session_id,
         user_id,
         roles: _,
+        amr,
     } = session;
     let Some(user) = stores.users.user_by_id(&user_id)? else {
         stores.sessions.revoke_session(&user_id, &session_id)?;
@@ -91,6 +94,11 @@ pub fn refresh(
         roles,
         session_id,
         refresh_token: current,
+        amr: amr
+            .split(',')
+            .filter(|method| !method.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 

@@ -2,19 +2,15 @@
 //! revocation, against the in-memory store.
 
 use super::*;
-use crate::auth::login::{Login, SignedIn, sign_in};
-use crate::auth::testing::{CLIENT, PASSWORD, POLICY, audited, settings, stores, with_user};
-use crate::domain::Password;
+use crate::auth::login::SignedIn;
+use crate::auth::testing::{
+    CLIENT, PASSWORD, POLICY, audited, log_in, settings, stores, with_user,
+};
 use crate::store::memory::MemoryStore;
 use crate::store::{SessionStore, UserStore};
 
 fn signed_in(store: &MemoryStore, email: &str, now: Timestamp) -> SignedIn {
-    let login = Login {
-        email,
-        password: Password::for_login(PASSWORD).unwrap(),
-        client: CLIENT,
-    };
-    sign_in(stores(store).sign_in(), &settings(), &POLICY, login, now).unwrap()
+    log_in(store, email, PASSWORD, now).unwrap()
 }
 
 fn refreshed(

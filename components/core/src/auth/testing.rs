@@ -2,9 +2,11 @@
 //! policy, and an in-memory store with one account.
 
 use super::AuthStores;
-use super::login::Client;
+use super::login::{Client, Login, SignedIn, sign_in};
+use crate::clock::Timestamp;
 use crate::config::{AuthSettings, MailSettings};
 use crate::domain::{Email, Password};
+use crate::error::ApiError;
 use crate::password::hash_password;
 use crate::store::memory::MemoryStore;
 use crate::store::{NewUser, SessionPolicy, UserStore};
@@ -39,6 +41,7 @@ pub fn settings() -> AuthSettings {
             mail_api_key: None,
             mail_from: "no-reply@localhost".to_owned(),
         },
+        mfa_encryption_key: None,
     }
 }
 
@@ -51,6 +54,7 @@ pub fn stores(store: &MemoryStore) -> AuthStores<'_> {
         audit: store,
         links: store,
         outbox: store,
+        mfa: store,
     }
 }
 
@@ -80,4 +84,20 @@ pub fn audited(store: &MemoryStore) -> Vec<String> {
         .iter()
         .map(|(event, _)| event.clone())
         .collect()
+}
+
+/// Signs in with `password` (an account without a second factor).
+pub fn log_in(
+    store: &MemoryStore,
+    email: &str,
+    password: &str,
+    now: Timestamp,
+) -> Result<SignedIn, ApiError> {
+    let login = Login {
+        email,
+        password: Password::for_login(password).unwrap(),
+        client: CLIENT,
+    };
+    let outcome = sign_in(stores(store).sign_in(), &settings(), &POLICY, login, now)?;
+    Ok(outcome.into_signed_in().expect("no second factor"))
 }

@@ -55,4 +55,6 @@ pub struct User {
     pub created_at: crate::clock::Timestamp,
     /// Whether the owner proved the address.
     pub email_verified: bool,
+    /// Whether sign-in needs a second factor (TOTP is on).
+    pub mfa_enabled: bool,
 }

@@ -6,11 +6,13 @@
 //! Each case starts from fresh ids and states what every backend must do.
 //! Times are passed in, so grace windows are crossed without waiting.
 
+mod mfa;
+
 use crate::clock::{self, Timestamp};
 use crate::domain::Email;
 use crate::store::{
-    CounterStore, Credentials, NewSession, NewUser, Rotation, SessionPolicy, SessionStore,
-    UserStore,
+    CounterStore, Credentials, MfaChallenge, MfaStore, NewSession, NewUser, Rotation,
+    SessionPolicy, SessionStore, UserStore,
 };
 use crate::tokens::{RefreshToken, TokenDigest};
 
@@ -22,6 +24,8 @@ pub struct Subject<'a> {
     pub sessions: &'a dyn SessionStore,
     /// Throttling counters.
     pub counters: &'a dyn CounterStore,
+    /// Second-factor data (always the SQL database).
+    pub mfa: &'a dyn MfaStore,
 }
 
 /// How one case went.
@@ -73,6 +77,26 @@ const CASES: &[Case] = &[
     (
         "counters count within a window, forgive, and clear only their own key",
         counters,
+    ),
+    (
+        "a session's amr survives rotation and replay",
+        mfa::amr_survives_rotation,
+    ),
+    (
+        "a pending TOTP secret is replaced until it is turned on, then kept; the user shows mfa_enabled",
+        mfa::totp_enrolment,
+    ),
+    (
+        "a TOTP step is accepted once, and no earlier step after it",
+        mfa::totp_steps_once,
+    ),
+    (
+        "a recovery code is used once, and disabling TOTP voids the rest",
+        mfa::recovery_codes_once,
+    ),
+    (
+        "a second-factor challenge is taken once, and not after it expires",
+        mfa::challenges_once,
     ),
 ];
 
@@ -138,6 +162,7 @@ fn new_session(
             created_at: now,
             user_agent: "conformance",
             ip: "127.0.0.1",
+            amr: "pwd,otp",
         },
         &token.digest(),
         &POLICY,

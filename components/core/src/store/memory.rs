@@ -4,6 +4,7 @@
 //! here as it does on PostgreSQL, SQLite and Redis.
 
 mod mail;
+mod mfa;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use crate::clock::{Millis, Timestamp};
 use crate::domain::{Email, User};
 use crate::store::{
-    AuditEvent, AuditLog, CounterStore, Credentials, MAX_CHAIN, NewSession, NewUser,
+    AuditEvent, AuditLog, CounterStore, Credentials, MAX_CHAIN, MfaChallenge, NewSession, NewUser,
     RotatedSession, Rotation, SessionInfo, SessionPolicy, SessionStore, StoreResult, TokenOwner,
     UserStore,
 };
@@ -27,6 +28,7 @@ struct StoredSession {
     user_agent: String,
     ip: String,
     current: String,
+    amr: String,
 }
 
 struct StoredToken {
@@ -43,6 +45,10 @@ pub struct MemoryStore {
     sessions: RefCell<HashMap<String, StoredSession>>,
     tokens: RefCell<HashMap<String, StoredToken>>,
     counters: RefCell<HashMap<String, (u64, Millis)>>,
+    totp: RefCell<HashMap<String, mfa::MemoryTotp>>,
+    /// Recovery code digests by user, with whether each was used.
+    recovery: RefCell<HashMap<String, Vec<(String, bool)>>>,
+    challenges: RefCell<HashMap<String, (MfaChallenge, Timestamp)>>,
     /// Every audited event's name and user, in order.
     pub audited: RefCell<Vec<(String, Option<String>)>>,
     links: RefCell<HashMap<String, mail::StoredLink>>,
@@ -66,6 +72,7 @@ impl UserStore for MemoryStore {
             last_name: user.last_name.map(str::to_owned),
             created_at: user.created_at,
             email_verified: false,
+            mfa_enabled: false,
         };
         let credentials = Credentials {
             hash: user.password_hash.to_owned(),
@@ -81,11 +88,16 @@ impl UserStore for MemoryStore {
             .borrow()
             .values()
             .find(|(user, _)| &user.email == email)
-            .cloned())
+            .cloned()
+            .map(|(user, credentials)| (self.with_mfa(user), credentials)))
     }
 
     fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        Ok(self.users.borrow().get(id).map(|(user, _)| user.clone()))
+        Ok(self
+            .users
+            .borrow()
+            .get(id)
+            .map(|(user, _)| self.with_mfa(user.clone())))
     }
 
     fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
@@ -122,6 +134,16 @@ impl UserStore for MemoryStore {
 }
 
 impl MemoryStore {
+    /// `user` with `mfa_enabled` as the TOTP table says.
+    fn with_mfa(&self, mut user: User) -> User {
+        user.mfa_enabled = self
+            .totp
+            .borrow()
+            .get(&user.id)
+            .is_some_and(|totp| totp.enabled);
+        user
+    }
+
     fn live(&self, session_id: &str, now: Timestamp) -> bool {
         self.sessions
             .borrow()
@@ -159,6 +181,7 @@ impl SessionStore for MemoryStore {
                 user_agent: session.user_agent.to_owned(),
                 ip: session.ip.to_owned(),
                 current: token.as_str().to_owned(),
+                amr: session.amr.to_owned(),
             },
         );
         self.tokens.borrow_mut().insert(
@@ -199,6 +222,7 @@ impl SessionStore for MemoryStore {
                 session_id: session_id.clone(),
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),
+                amr: session.amr.clone(),
             };
             (found, session.current.clone(), session.expires_at)
         };
@@ -361,6 +385,7 @@ mod tests {
             users: &store,
             sessions: &store,
             counters: &store,
+            mfa: &store,
         });
         let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
         assert!(failures.is_empty(), "{failures:#?}");

@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../../migrations/postgres/0004_email.sql"),
         sqlite: include_str!("../../../../migrations/sqlite/0004_email.sql"),
     },
+    Migration {
+        version: 5,
+        postgres: include_str!("../../../../migrations/postgres/0005_mfa.sql"),
+        sqlite: include_str!("../../../../migrations/sqlite/0005_mfa.sql"),
+    },
 ];
 
 /// The version a database must have for this code: the newest migration's.

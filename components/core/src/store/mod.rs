@@ -14,7 +14,9 @@ pub mod conformance;
 mod email;
 #[cfg(test)]
 pub mod memory;
+pub mod mfa;
 pub mod migrations;
+pub use mfa::{MfaChallenge, MfaStore, StoredTotp};
 pub mod pg;
 pub mod questions;
 pub use questions::{QuestionStore, StoredQuestion, TopicSummary};
@@ -186,6 +188,9 @@ pub struct NewSession<'a> {
     pub user_agent: &'a str,
     /// Client IP of the login.
     pub ip: &'a str,
+    /// How the login was authenticated: RFC 8176 `amr` values,
+    /// comma-separated (`pwd`, or `pwd,otp` after a second factor).
+    pub amr: &'a str,
 }
 
 /// A session as listed to its user.
@@ -212,6 +217,8 @@ pub struct RotatedSession {
     pub user_id: String,
     /// Roles stored at login, comma-separated.
     pub roles: String,
+    /// The login's `amr` values, comma-separated.
+    pub amr: String,
 }
 
 /// Whose a presented refresh token is.

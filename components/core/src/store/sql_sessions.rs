@@ -18,13 +18,14 @@ struct SessionRow {
     roles: String,
     expires_at: Timestamp,
     current_digest: String,
+    amr: String,
 }
 
 impl SqlStore {
     fn locked_session(&self, session_id: &str, now: Timestamp) -> StoreResult<Option<SessionRow>> {
         let rows = self.query(
             &format!(
-                "SELECT user_id, roles, expires_at, current_digest FROM sessions \
+                "SELECT user_id, roles, expires_at, current_digest, amr FROM sessions \
                  WHERE id = $1 AND expires_at > $2 AND idle_expires_at > $2{}",
                 self.dialect().for_update()
             ),
@@ -37,6 +38,7 @@ impl SqlStore {
                     roles: row.text(1)?,
                     expires_at: row.int(2)?,
                     current_digest: row.text(3)?,
+                    amr: row.text(4)?,
                 })
             })
             .transpose()
@@ -87,8 +89,8 @@ impl SessionStore for SqlStore {
         self.transaction(|tx| {
             tx.execute(
                 "INSERT INTO sessions (id, user_id, roles, created_at, last_used_at, expires_at, \
-                 idle_expires_at, user_agent, ip, current_digest) \
-                 VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)",
+                 idle_expires_at, user_agent, ip, current_digest, amr) \
+                 VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     session.id.into(),
                     session.user_id.into(),
@@ -99,6 +101,7 @@ impl SessionStore for SqlStore {
                     session.user_agent.into(),
                     session.ip.into(),
                     token.as_str().into(),
+                    session.amr.into(),
                 ],
             )?;
             tx.execute(
@@ -138,6 +141,7 @@ impl SessionStore for SqlStore {
                 session_id: session_id.clone(),
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),
+                amr: session.amr.clone(),
             };
             let rows = tx.query(
                 "SELECT retired_at, next_digest, next_sealed FROM refresh_tokens \

@@ -16,10 +16,14 @@ fn user_from_row(row: &Row) -> anyhow::Result<User> {
         last_name: row.optional_text(3)?,
         created_at: row.int(4)?,
         email_verified: row.optional_int(5)?.is_some(),
+        mfa_enabled: row.optional_int(6)?.is_some(),
     })
 }
 
-const USER_COLUMNS: &str = "id, email, first_name, last_name, created_at, email_verified_at";
+/// The user's columns; the last one is when TOTP was turned on (null when
+/// it is off or still pending).
+const USER_COLUMNS: &str = "id, email, first_name, last_name, created_at, email_verified_at, \
+     (SELECT enabled_at FROM user_totp WHERE user_totp.user_id = users.id)";
 
 impl UserStore for SqlStore {
     fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
@@ -47,8 +51,8 @@ impl UserStore for SqlStore {
         rows.first()
             .map(|row| {
                 let credentials = Credentials {
-                    hash: row.text(6)?,
-                    version: row.int(7)?,
+                    hash: row.text(7)?,
+                    version: row.int(8)?,
                 };
                 Ok((user_from_row(row)?, credentials))
             })

@@ -26,6 +26,10 @@ const MAX_TOKEN_BYTES: usize = 8 * 1024;
 struct SessionClaims {
     sid: String,
     roles: Vec<String>,
+    /// How the session's login was authenticated (RFC 8176): `["pwd"]`,
+    /// or `["pwd", "otp"]` after a second factor.
+    #[serde(default)]
+    amr: Vec<String>,
 }
 
 /// What a verified access token says.
@@ -134,7 +138,7 @@ impl AccessKeys {
     }
 
     /// Signs a token for `user_id` in session `session_id`, valid for
-    /// `ttl_seconds` from now.
+    /// `ttl_seconds` from now, for a login by password alone.
     pub fn mint(
         &self,
         user_id: &str,
@@ -142,9 +146,23 @@ impl AccessKeys {
         roles: &[Role],
         ttl_seconds: u64,
     ) -> anyhow::Result<String> {
+        self.mint_with_amr(user_id, session_id, roles, &["pwd"], ttl_seconds)
+    }
+
+    /// As [`AccessKeys::mint`], for a login authenticated by the methods
+    /// `amr` (RFC 8176 values).
+    pub fn mint_with_amr(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        roles: &[Role],
+        amr: &[&str],
+        ttl_seconds: u64,
+    ) -> anyhow::Result<String> {
         let custom = SessionClaims {
             sid: session_id.to_owned(),
             roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            amr: amr.iter().map(|method| (*method).to_owned()).collect(),
         };
         let claims = Claims::with_custom_claims(custom, Duration::from_secs(ttl_seconds))
             .with_issuer(&self.issuer)
@@ -305,6 +323,11 @@ mod tests {
             assert!(c.get(name).is_some(), "missing {name}: {c}");
         }
         assert_eq!(c["roles"], serde_json::json!(["user"]));
+        assert_eq!(c["amr"], serde_json::json!(["pwd"]));
+        let second = keys()
+            .mint_with_amr("u", "s", &[Role::User], &["pwd", "otp"], 900)
+            .unwrap();
+        assert_eq!(claims(&second)["amr"], serde_json::json!(["pwd", "otp"]));
         let verified = keys().verify(&token).unwrap();
         assert_eq!(verified.user_id, "user-1");
         assert_eq!(verified.session_id, "session-1");

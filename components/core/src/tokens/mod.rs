@@ -3,6 +3,7 @@
 
 mod access;
 mod refresh;
+pub mod sealed;
 mod signing_key;
 
 pub use access::{AccessClaims, AccessKeys, TokenRejection};

@@ -5,18 +5,11 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// Random bytes in a token (256 bits, RFC 9700 section 4.14's "high entropy").
 const TOKEN_BYTES: usize = 32;
-/// ChaCha20-Poly1305's nonce size (RFC 8439 section 2.8).
-const NONCE_BYTES: usize = 12;
-/// Prefix of a sealed successor in the current format.
-const SEAL_VERSION: &str = "v1.";
 /// HKDF `info` and AEAD associated data: binds keys and ciphertexts to
 /// this one use.
 const SEAL_CONTEXT: &[u8] = b"spin-auth refresh successor v1";
@@ -54,58 +47,22 @@ impl RefreshToken {
     /// retires this token; it cannot read it itself, since it never stores
     /// this token.
     ///
-    /// The construction is standard: HKDF-SHA-256 (RFC 5869) derives a key
-    /// from this token, and ChaCha20-Poly1305 (RFC 8439) encrypts and
-    /// authenticates the successor under a random nonce. The text is
-    /// `v1.` and the URL-safe base64 of nonce and ciphertext.
+    /// The construction is [`super::sealed`]'s, keyed by this token.
     pub fn seal(&self, successor: &RefreshToken) -> String {
-        let nonce = crate::random::bytes::<NONCE_BYTES>();
-        let sealed = self
-            .cipher()
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: successor.expose().as_bytes(),
-                    aad: SEAL_CONTEXT,
-                },
-            )
-            .expect("ChaCha20-Poly1305 encrypts a 43-byte message");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        format!("{SEAL_VERSION}{}", URL_SAFE_NO_PAD.encode(out))
+        super::sealed::seal(
+            self.0.as_bytes(),
+            SEAL_CONTEXT,
+            SEAL_CONTEXT,
+            successor.expose().as_bytes(),
+        )
     }
 
     /// Reads a successor sealed by [`RefreshToken::seal`] with this token;
     /// `None` for anything else, including rows sealed before version 1
     /// (a hand-made pad, no longer trusted).
     pub fn unseal(&self, sealed: &str) -> Option<RefreshToken> {
-        let sealed = URL_SAFE_NO_PAD
-            .decode(sealed.strip_prefix(SEAL_VERSION)?)
-            .ok()?;
-        if sealed.len() <= NONCE_BYTES {
-            return None;
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
-        let plain = Zeroizing::new(
-            self.cipher()
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: ciphertext,
-                        aad: SEAL_CONTEXT,
-                    },
-                )
-                .ok()?,
-        );
+        let plain = super::sealed::open(self.0.as_bytes(), SEAL_CONTEXT, SEAL_CONTEXT, sealed)?;
         RefreshToken::parse(std::str::from_utf8(&plain).ok()?)
-    }
-
-    fn cipher(&self) -> ChaCha20Poly1305 {
-        let mut key = Zeroizing::new([0u8; 32]);
-        Hkdf::<Sha256>::new(None, self.0.as_bytes())
-            .expand(SEAL_CONTEXT, key.as_mut_slice())
-            .expect("32 bytes is a valid HKDF-SHA-256 output length");
-        ChaCha20Poly1305::new(Key::from_slice(key.as_slice()))
     }
 }
 
@@ -142,6 +99,9 @@ impl fmt::Debug for TokenDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::sealed::SEAL_VERSION;
+    /// ChaCha20-Poly1305's nonce size.
+    const NONCE_BYTES: usize = 12;
 
     #[test]
     fn a_token_is_256_bits_of_url_safe_base64() {

@@ -5,12 +5,14 @@
 
 mod account;
 mod discovery;
+mod mfa;
 mod recovery;
 mod registration;
 mod sign_in;
 
 pub use account::{change_password, health, list_sessions, me, revoke_session};
 pub use discovery::{jwks, openid_configuration};
+pub use mfa::{confirm_totp, disable_totp, enrol_totp, verify_second_factor};
 pub use recovery::{
     deliver_after_response, forgot_password, request_verification, reset_password, verify_email,
 };

@@ -2,7 +2,7 @@
 
 use super::{AuthService, ClientInfo, REFRESH_COOKIE, cleared_cookie, refresh_cookie, role_names};
 use crate::api_types::{TokenBody, UserBody};
-use crate::auth::login::{Login, sign_in};
+use crate::auth::login::{Login, SignInOutcome, SignedIn, sign_in};
 use crate::auth::sessions::{self, LoggedOut, Proof, Scope};
 use crate::clock;
 use crate::domain::Password;
@@ -55,17 +55,32 @@ pub fn login(service: &AuthService, request: &Request) -> Result<Response, ApiEr
         client: client.client(),
     };
     let stores = service.use_case_stores().sign_in();
-    let signed_in = sign_in(
+    let outcome = sign_in(
         stores,
         &service.settings,
         &service.policy(),
         command,
         clock::now(),
     )?;
-    let access_token = service.keys()?.mint(
+    match outcome {
+        SignInOutcome::SignedIn(signed_in) => signed_in_response(service, &signed_in),
+        // No tokens and no cookie: 403 with the token for the second step.
+        SignInOutcome::MfaRequired(token) => Err(ApiError::MfaRequired(token)),
+    }
+}
+
+/// The answer to a completed login, from `POST /auth/login` or
+/// `POST /auth/mfa/verify`: the access token, the user and the refresh
+/// cookie.
+pub(super) fn signed_in_response(
+    service: &AuthService,
+    signed_in: &SignedIn,
+) -> Result<Response, ApiError> {
+    let access_token = service.keys()?.mint_with_amr(
         &signed_in.user.id,
         &signed_in.session_id,
         &signed_in.roles,
+        signed_in.amr,
         service.settings.access_token_ttl,
     )?;
     let body = TokenBody {
@@ -116,10 +131,13 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         client.client(),
         clock::now(),
     )?;
-    let access_token = service.keys()?.mint(
+    // The session keeps how its login was authenticated.
+    let amr: Vec<&str> = refreshed.amr.iter().map(String::as_str).collect();
+    let access_token = service.keys()?.mint_with_amr(
         &refreshed.user.id,
         &refreshed.session_id,
         &refreshed.roles,
+        &amr,
         service.settings.access_token_ttl,
     )?;
     let current = refreshed.refresh_token;

@@ -160,6 +160,7 @@ impl SessionStore for RedisStore {
                 token.as_str(),
                 &expires_at.to_string(),
                 &ttl.to_string(),
+                session.amr,
             ],
         )?;
         Ok(())
@@ -197,11 +198,12 @@ impl SessionStore for RedisStore {
             session_id: text(reply.get(1))?,
             user_id: text(reply.get(2))?,
             roles: text(reply.get(3))?,
+            amr: text(reply.get(4))?,
         };
         Ok(match outcome.as_str() {
             "rotated" => Rotation::Rotated(session),
             "replayed" => {
-                let chain = reply[4..]
+                let chain = reply[5..]
                     .iter()
                     .map(|link| text(Some(link)))
                     .collect::<anyhow::Result<_>>()?;

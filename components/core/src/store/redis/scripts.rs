@@ -4,9 +4,9 @@
 pub(super) const CREATE_SESSION: &str = r#"
 local session, token, index = KEYS[1], KEYS[2], KEYS[3]
 local sid, user, roles, now, ua, ip, digest = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local expires_at, ttl = tonumber(ARGV[8]), tonumber(ARGV[9])
+local expires_at, ttl, amr = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 redis.call('HSET', session, 'user_id', user, 'roles', roles, 'created_at', now, 'last_used_at', now,
-  'expires_at', expires_at, 'user_agent', ua, 'ip', ip, 'current', digest)
+  'expires_at', expires_at, 'user_agent', ua, 'ip', ip, 'current', digest, 'amr', amr)
 redis.call('EXPIRE', session, ttl)
 redis.call('HSET', token, 'sid', sid)
 redis.call('EXPIRE', token, ttl)
@@ -16,7 +16,8 @@ if remaining < expires_at - tonumber(now) then redis.call('EXPIRE', index, expir
 return 1
 "#;
 
-/// Returns `invalid`, or `rotated|replayed|reused, sid, user, roles[, sealed...]`.
+/// Returns `invalid`, or `rotated|replayed|reused, sid, user, roles, amr[, sealed...]`
+/// (`amr` is `pwd` for a session started before it was recorded).
 pub(super) const ROTATE: &str = r#"
 local prefix, now, grace, refresh_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local replacement, sealed, max_chain = ARGV[5], ARGV[6], tonumber(ARGV[7])
@@ -24,8 +25,8 @@ local token = redis.call('HMGET', KEYS[1], 'sid', 'retired_at', 'next', 'sealed'
 local sid = token[1]
 if not sid then return {'invalid'} end
 local skey = prefix .. 'session:' .. sid
-local s = redis.call('HMGET', skey, 'user_id', 'roles', 'expires_at', 'current')
-local user, roles, expires_at, current = s[1], s[2], tonumber(s[3]), s[4]
+local s = redis.call('HMGET', skey, 'user_id', 'roles', 'expires_at', 'current', 'amr')
+local user, roles, expires_at, current, amr = s[1], s[2], tonumber(s[3]), s[4], s[5] or 'pwd'
 if not user then return {'invalid'} end
 if expires_at <= now then
   redis.call('DEL', skey)
@@ -39,10 +40,10 @@ if not token[2] then
   redis.call('EXPIRE', KEYS[2], ttl)
   redis.call('HSET', skey, 'current', replacement, 'last_used_at', now)
   redis.call('EXPIRE', skey, ttl)
-  return {'rotated', sid, user, roles}
+  return {'rotated', sid, user, roles, amr}
 end
 if now - tonumber(token[2]) <= grace then
-  local reply = {'replayed', sid, user, roles}
+  local reply = {'replayed', sid, user, roles, amr}
   local next, link = token[3], token[4]
   for _ = 1, max_chain do
     if not next then return {'invalid'} end
@@ -55,7 +56,7 @@ if now - tonumber(token[2]) <= grace then
 end
 redis.call('DEL', skey)
 redis.call('SREM', prefix .. 'user_sessions:' .. user, sid)
-return {'reused', sid, user, roles}
+return {'reused', sid, user, roles, amr}
 "#;
 
 /// Returns the session id and user of a token whose session is live.

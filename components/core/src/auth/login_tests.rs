@@ -1,0 +1,188 @@
+//! The login rules, natively, against the in-memory store.
+
+use super::*;
+use crate::auth::testing::{self, CLIENT, PASSWORD, POLICY, settings, with_user};
+use crate::store::memory::MemoryStore;
+use crate::store::{Credentials, NewUser, StoreResult};
+
+fn stores(store: &MemoryStore) -> SignInStores<'_> {
+    testing::stores(store).sign_in()
+}
+
+fn login<'a>(email: &'a str, password: &str) -> Login<'a> {
+    Login {
+        email,
+        password: Password::for_login(password).unwrap(),
+        client: CLIENT,
+    }
+}
+
+#[test]
+fn the_right_password_starts_a_live_session() {
+    let (store, id) = with_user("ada@example.com");
+    let signed_in = sign_in(
+        stores(&store),
+        &settings(),
+        &POLICY,
+        login(" Ada@Example.com ", PASSWORD),
+        100,
+    )
+    .unwrap()
+    .into_signed_in()
+    .unwrap();
+    assert_eq!(signed_in.user.id, id);
+    assert_eq!(signed_in.roles, vec![Role::User]);
+    assert!(store.is_live(&signed_in.session_id, 100).unwrap());
+    assert_eq!(store.audited.borrow().last().unwrap().0, "login_succeeded");
+}
+
+#[test]
+fn an_unknown_email_and_a_wrong_password_are_refused_alike() {
+    let (store, _) = with_user("ada@example.com");
+    let unknown = sign_in(
+        stores(&store),
+        &settings(),
+        &POLICY,
+        login("bob@example.com", PASSWORD),
+        100,
+    );
+    let wrong = sign_in(
+        stores(&store),
+        &settings(),
+        &POLICY,
+        login("ada@example.com", "not the password"),
+        100,
+    );
+    assert!(matches!(unknown, Err(ApiError::InvalidCredentials)));
+    assert!(matches!(wrong, Err(ApiError::InvalidCredentials)));
+    let audited = store.audited.borrow();
+    assert_eq!(audited.len(), 2);
+    assert!(
+        audited
+            .iter()
+            .all(|(event, user)| event == "login_failed" && user.is_none())
+    );
+}
+
+#[test]
+fn after_the_free_attempts_even_the_right_password_waits() {
+    let (store, _) = with_user("ada@example.com");
+    for _ in 0..3 {
+        let failed = sign_in(
+            stores(&store),
+            &settings(),
+            &POLICY,
+            login("ada@example.com", "a wrong guess"),
+            100,
+        );
+        assert!(matches!(failed, Err(ApiError::InvalidCredentials)));
+    }
+    let throttled = sign_in(
+        stores(&store),
+        &settings(),
+        &POLICY,
+        login("ada@example.com", PASSWORD),
+        100,
+    );
+    assert!(matches!(throttled, Err(ApiError::RateLimited { retry_after }) if retry_after >= 1));
+}
+
+#[test]
+fn admin_emails_grant_admin_to_a_verified_address_only() {
+    let (store, id) = with_user("root@example.com");
+    let before = sign_in(
+        stores(&store),
+        &settings(),
+        &POLICY,
+        login("root@example.com", PASSWORD),
+        100,
+    )
+    .unwrap()
+    .into_signed_in()
+    .unwrap();
+    assert_eq!(before.roles, vec![Role::User]);
+    store.mark_email_verified(&id, 100).unwrap();
+    let after = sign_in(
+        stores(&store),
+        &settings(),
+        &POLICY,
+        login("root@example.com", PASSWORD),
+        100,
+    )
+    .unwrap()
+    .into_signed_in()
+    .unwrap();
+    assert_eq!(after.roles, vec![Role::User, Role::Admin]);
+}
+
+#[test]
+fn an_unverified_address_gets_no_session_when_verification_is_required() {
+    let (store, id) = with_user("ada@example.com");
+    let settings = AuthSettings {
+        require_verified_email: true,
+        ..settings()
+    };
+    let refused = sign_in(
+        stores(&store),
+        &settings,
+        &POLICY,
+        login("ada@example.com", PASSWORD),
+        100,
+    );
+    assert!(matches!(refused, Err(ApiError::EmailNotVerified)));
+    assert!(store.list_sessions(&id, 100).unwrap().is_empty());
+}
+
+/// A user store whose password changes right after the login checked
+/// it: the moment a concurrent change lands in the race.
+struct ChangedDuringLogin<'a>(&'a MemoryStore);
+
+impl UserStore for ChangedDuringLogin<'_> {
+    fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
+        self.0.insert_user(user)
+    }
+    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>> {
+        let found = self.0.user_by_email(email)?;
+        if let Some((user, _)) = &found {
+            self.0.change_password_hash(&user.id, "changed", 0)?;
+        }
+        Ok(found)
+    }
+    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        self.0.user_by_id(id)
+    }
+    fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
+        self.0.credentials(id)
+    }
+    fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()> {
+        self.0.upgrade_password_hash(id, old, hash)
+    }
+    fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
+        self.0.change_password_hash(id, hash, now)
+    }
+    fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        self.0.mark_email_verified(id, now)
+    }
+}
+
+#[test]
+fn a_login_overtaken_by_a_password_change_keeps_no_session() {
+    let (store, id) = with_user("ada@example.com");
+    let racing = ChangedDuringLogin(&store);
+    let stores = SignInStores {
+        users: &racing,
+        ..stores(&store)
+    };
+    let outcome = sign_in(
+        stores,
+        &settings(),
+        &POLICY,
+        login("ada@example.com", PASSWORD),
+        100,
+    );
+    assert!(
+        matches!(outcome, Err(ApiError::InvalidCredentials)),
+        "{outcome:?}"
+    );
+    assert!(store.list_sessions(&id, 100).unwrap().is_empty());
+}
