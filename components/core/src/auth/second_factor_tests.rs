@@ -2,76 +2,23 @@
 
 use super::*;
 use crate::auth::login::{Login, SignInOutcome, sign_in};
-use crate::config::MailSettings;
-use crate::domain::Email;
-use crate::password::hash_password;
+use crate::auth::testing::{self, CLIENT, PASSWORD, POLICY, settings};
 use crate::store::memory::MemoryStore;
-use crate::store::{MfaStore, NewUser, SessionStore, UserStore};
+use crate::store::{MfaStore, SessionStore, UserStore};
 
-const PASSWORD: &str = "correct horse battery staple";
-const CLIENT: Client<'static> = Client {
-    ip: "203.0.113.7",
-    user_agent: "tests",
-};
-const POLICY: SessionPolicy = SessionPolicy {
-    refresh_ttl: 3_600,
-    reuse_grace: 30,
-    max_lifetime: 86_400,
-};
 /// A time well inside a 30-second step.
 const NOW: Timestamp = 1_700_000_010;
-
-fn settings() -> AuthSettings {
-    AuthSettings {
-        access_token_ttl: 900,
-        refresh_token_ttl: 3_600,
-        refresh_reuse_grace: 30,
-        session_max_lifetime: 86_400,
-        admin_emails: Vec::new(),
-        login_failures_per_account: 3,
-        login_failures_per_ip: 100,
-        registrations_per_ip: 20,
-        trusted_proxies: Vec::new(),
-        require_verified_email: false,
-        mail: MailSettings {
-            app_url: "http://127.0.0.1:3000".to_owned(),
-            mail_url: None,
-            mail_api_key: None,
-            mail_from: "no-reply@localhost".to_owned(),
-        },
-        mfa_encryption_key: None,
-    }
-}
 
 fn key() -> Result<Zeroizing<Vec<u8>>, ApiError> {
     Ok(Zeroizing::new(vec![9u8; 32]))
 }
 
 fn stores(store: &MemoryStore) -> SignInStores<'_> {
-    SignInStores {
-        users: store,
-        sessions: store,
-        counters: store,
-        audit: store,
-        mfa: store,
-    }
+    testing::stores(store).sign_in()
 }
 
 fn with_user() -> (MemoryStore, String) {
-    let store = MemoryStore::default();
-    let id = crate::random::uuid().to_string();
-    let hash = hash_password(&Password::parse(PASSWORD, &[]).unwrap()).unwrap();
-    store
-        .insert_user(&NewUser {
-            id: &id,
-            email: &Email::parse("ada@example.com").unwrap(),
-            password_hash: &hash,
-            first_name: None,
-            last_name: None,
-            created_at: 0,
-        })
-        .unwrap();
-    (store, id)
+    testing::with_user("ada@example.com")
 }
 
 fn code(secret: &str, at: Timestamp) -> String {
