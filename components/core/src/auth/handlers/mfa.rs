@@ -13,7 +13,7 @@ use crate::clock;
 use crate::domain::{Password, User};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::service::authenticate;
+use crate::service::{authenticate, random_secret};
 use crate::store::UserStore;
 
 /// Settings key of the TOTP sealing key generated for the embedded setup.
@@ -34,23 +34,13 @@ impl AuthService {
                 reason: "is required for two-factor sign-in when database_url is set".to_owned(),
             });
         }
-        let database = &self.stores.database;
-        let stored = match database.setting(GENERATED_MFA_KEY_SETTING)? {
-            Some(stored) => stored,
-            None => {
-                let fresh = URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>());
-                let stored = database.setting_or_insert(GENERATED_MFA_KEY_SETTING, &fresh)?;
-                if stored == fresh {
-                    eprintln!(
-                        "warning: mfa_encryption_key is not set; generated one and stored it in \
-                         the embedded database. Set mfa_encryption_key (32+ bytes) in production."
-                    );
-                }
-                stored
-            }
-        };
+        let stored = self.generated_secret(
+            GENERATED_MFA_KEY_SETTING,
+            "mfa_encryption_key",
+            random_secret,
+        )?;
         URL_SAFE_NO_PAD
-            .decode(stored)
+            .decode(stored.as_bytes())
             .map(Zeroizing::new)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored TOTP sealing key: {e}")))
     }
