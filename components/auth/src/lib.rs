@@ -32,6 +32,7 @@ fn handle_request(request: Request) -> Result<Response, ApiError> {
             .unwrap_or_else(|error| auth::refresh_failure_response(&error))),
         AuthOp::Logout => auth::logout(&service()?, &request),
         AuthOp::Me => auth::me(&service()?, &request),
+        AuthOp::DeleteMe => auth::delete_me(&service()?, &request),
         AuthOp::ListSessions => auth::list_sessions(&service()?, &request),
         AuthOp::RevokeSession => auth::revoke_session(&service()?, &request, &params[0]),
         AuthOp::ChangePassword => auth::change_password(&service()?, &request),

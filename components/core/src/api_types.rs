@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::domain::User;
-use crate::store::SessionInfo;
+use crate::store::{AuditRecord, SessionInfo};
 
 /// A user, as `GET /auth/me` and registration return it. Never a hash.
 #[derive(Debug, Serialize)]
@@ -171,4 +171,72 @@ pub struct AnswerBody {
     pub correct: bool,
     /// The right choice.
     pub answer_index: i64,
+}
+
+/// A user as the administration sees them.
+#[derive(Debug, Serialize)]
+pub struct AdminUserBody {
+    /// What the user sees of themselves.
+    #[serde(flatten)]
+    pub user: UserBody,
+    /// Whether an admin disabled the account.
+    pub disabled: bool,
+    /// The last successful login (RFC 3339 UTC), or null.
+    pub last_login_at: Option<String>,
+}
+
+impl AdminUserBody {
+    /// The body of `user` with the roles in force.
+    pub fn new(user: &User, roles: Vec<String>) -> Self {
+        Self {
+            user: UserBody::new(user, roles),
+            disabled: user.disabled,
+            last_login_at: user.last_login_at.map(rfc3339),
+        }
+    }
+}
+
+/// An audited event.
+#[derive(Debug, Serialize)]
+pub struct AuditEventBody {
+    /// Its place in the trail, as a string (later events, larger numbers).
+    pub id: String,
+    /// When (RFC 3339 UTC).
+    pub at: String,
+    /// What happened: `login_succeeded`, `admin_user_updated`, ...
+    pub event: String,
+    /// Whose account, or null.
+    pub user_id: Option<String>,
+    /// Which session, or null.
+    pub session_id: Option<String>,
+    /// Client IP.
+    pub ip: String,
+    /// Client `User-Agent`.
+    pub user_agent: String,
+    /// Free text, or null.
+    pub detail: Option<String>,
+}
+
+impl From<AuditRecord> for AuditEventBody {
+    fn from(record: AuditRecord) -> Self {
+        Self {
+            id: record.id.to_string(),
+            at: rfc3339(record.at),
+            event: record.event,
+            user_id: record.user_id,
+            session_id: record.session_id,
+            ip: record.ip,
+            user_agent: record.user_agent,
+            detail: record.detail,
+        }
+    }
+}
+
+/// A page of a listing.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }

@@ -305,17 +305,12 @@ impl AuthSettings {
             refresh_token_ttl: variables.number("refresh_token_ttl", 60..=365 * DAY)?,
             refresh_reuse_grace: variables.number("refresh_reuse_grace", 0..=300)?,
             session_max_lifetime: variables.number("session_max_lifetime", 60..=3650 * DAY)?,
-            admin_emails: variables.list("admin_emails", |entry| {
-                Email::parse(entry).map_err(|reason| format!("has an entry that {reason}"))
-            })?,
+            admin_emails: admin_emails(&variables)?,
             login_failures_per_account: variables
                 .number("login_failures_per_account", 1..=1_000)?,
             login_failures_per_ip: variables.number("login_failures_per_ip", 1..=1_000_000)?,
             registrations_per_ip: variables.number("registrations_per_ip", 1..=1_000_000)?,
-            trusted_proxies: variables.list("trusted_proxies", |entry| {
-                parse_network(entry)
-                    .ok_or_else(|| format!("has {entry:?}, which is not an address or CIDR"))
-            })?,
+            trusted_proxies: trusted_proxies(&variables)?,
             require_verified_email: variables.flag("require_verified_email")?,
             mail: MailSettings {
                 app_url: variables
@@ -331,6 +326,49 @@ impl AuthSettings {
             mfa_encryption_key: variables.key("mfa_encryption_key")?,
         })
     }
+}
+
+/// What the `admin` component reads besides [`Config`].
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// Addresses that are admins by configuration (see
+    /// [`crate::domain::roles_for`]).
+    pub admin_emails: Vec<Email>,
+    /// Proxies whose `X-Forwarded-For` is believed (for the audit trail).
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl AdminSettings {
+    /// Reads the `admin` component's Spin variables.
+    pub fn from_spin() -> Result<Self, ConfigError> {
+        Self::from_source(|name| spin_sdk::variables::get(name).ok())
+    }
+
+    /// Reads settings from `lookup`.
+    pub fn from_source(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let variables = Variables(lookup);
+        Ok(Self {
+            admin_emails: admin_emails(&variables)?,
+            trusted_proxies: trusted_proxies(&variables)?,
+        })
+    }
+}
+
+fn admin_emails<F: Fn(&str) -> Option<String>>(
+    variables: &Variables<F>,
+) -> Result<Vec<Email>, ConfigError> {
+    variables.list("admin_emails", |entry| {
+        Email::parse(entry).map_err(|reason| format!("has an entry that {reason}"))
+    })
+}
+
+fn trusted_proxies<F: Fn(&str) -> Option<String>>(
+    variables: &Variables<F>,
+) -> Result<Vec<IpNet>, ConfigError> {
+    variables.list("trusted_proxies", |entry| {
+        parse_network(entry)
+            .ok_or_else(|| format!("has {entry:?}, which is not an address or CIDR"))
+    })
 }
 
 /// `address[/prefix]`; a bare address is a network of one (/32 or /128).

@@ -55,6 +55,9 @@ pub enum ApiError {
     Forbidden,
     /// 403: the password is right, but the address must be verified first.
     EmailNotVerified,
+    /// 403 `account_disabled`: the password is right, but an admin
+    /// disabled the account.
+    AccountDisabled,
     /// 403 `mfa_required`: the password is right, and the account needs a
     /// second factor; the problem carries the `mfa_token` to present it
     /// with at `POST /auth/mfa/verify`.
@@ -118,7 +121,10 @@ impl ApiError {
             | Self::TokenExpired
             | Self::InvalidMfaCode
             | Self::InvalidMfaToken => 401,
-            Self::Forbidden | Self::EmailNotVerified | Self::MfaRequired(_) => 403,
+            Self::Forbidden
+            | Self::EmailNotVerified
+            | Self::AccountDisabled
+            | Self::MfaRequired(_) => 403,
             Self::InvalidLink => 400,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
@@ -144,6 +150,7 @@ impl ApiError {
             Self::TokenExpired => "token_expired",
             Self::Forbidden => "forbidden",
             Self::EmailNotVerified => "email_not_verified",
+            Self::AccountDisabled => "account_disabled",
             Self::MfaRequired(_) => "mfa_required",
             Self::InvalidMfaCode => "invalid_mfa_code",
             Self::InvalidMfaToken => "invalid_mfa_token",
@@ -172,6 +179,7 @@ impl ApiError {
             Self::TokenExpired => "Access token expired",
             Self::Forbidden => "Forbidden",
             Self::EmailNotVerified => "Email not verified",
+            Self::AccountDisabled => "Account disabled",
             Self::MfaRequired(_) => "Second factor required",
             Self::InvalidMfaCode => "Invalid code",
             Self::InvalidMfaToken => "Invalid MFA token",
@@ -209,6 +217,9 @@ impl ApiError {
             Self::InvalidToken(why) => format!("The access token is invalid: {why}."),
             Self::TokenExpired => "The access token has expired; refresh it.".to_owned(),
             Self::Forbidden => "Your roles do not allow this.".to_owned(),
+            Self::AccountDisabled => {
+                "An administrator disabled this account; it cannot sign in.".to_owned()
+            }
             Self::EmailNotVerified => {
                 "Verify your email address first: open the link we sent you.".to_owned()
             }

@@ -13,6 +13,7 @@
 //! Components only read the request, call a use case and write the
 //! response; they hold no SQL and no cryptography.
 
+pub mod admin;
 pub mod api_types;
 pub mod auth;
 pub mod clock;

@@ -25,6 +25,8 @@ pub enum AuthOp {
     Logout,
     /// `GET /auth/me`.
     Me,
+    /// `DELETE /auth/me`.
+    DeleteMe,
     /// `GET /auth/sessions`.
     ListSessions,
     /// `DELETE /auth/sessions/{id}`.
@@ -66,6 +68,7 @@ pub const AUTH_ROUTES: &[Route<AuthOp>] = &[
     ("POST", "/auth/refresh", AuthOp::Refresh),
     ("POST", "/auth/logout", AuthOp::Logout),
     ("GET", "/auth/me", AuthOp::Me),
+    ("DELETE", "/auth/me", AuthOp::DeleteMe),
     ("GET", "/auth/sessions", AuthOp::ListSessions),
     ("DELETE", "/auth/sessions/{id}", AuthOp::RevokeSession),
     ("POST", "/auth/password", AuthOp::ChangePassword),
@@ -123,6 +126,30 @@ pub const QUESTION_ROUTES: &[Route<QuestionOp>] = &[
         QuestionOp::CreateQuestion,
     ),
     ("POST", "/questions/{id}/answer", QuestionOp::Answer),
+];
+
+/// The operations of the `admin` component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminOp {
+    /// `GET /admin/users`.
+    ListUsers,
+    /// `GET /admin/users/{id}`.
+    GetUser,
+    /// `PATCH /admin/users/{id}`.
+    ChangeUser,
+    /// `DELETE /admin/users/{id}`.
+    DeleteUser,
+    /// `GET /admin/audit`.
+    ListAudit,
+}
+
+/// What the `admin` component serves.
+pub const ADMIN_ROUTES: &[Route<AdminOp>] = &[
+    ("GET", "/admin/users", AdminOp::ListUsers),
+    ("GET", "/admin/users/{id}", AdminOp::GetUser),
+    ("PATCH", "/admin/users/{id}", AdminOp::ChangeUser),
+    ("DELETE", "/admin/users/{id}", AdminOp::DeleteUser),
+    ("GET", "/admin/audit", AdminOp::ListAudit),
 ];
 
 /// The matched route's operation and its captured segments, in order.
@@ -212,6 +239,11 @@ mod tests {
             .map(|(method, path, _)| (*method, *path))
             .chain(
                 QUESTION_ROUTES
+                    .iter()
+                    .map(|(method, path, _)| (*method, *path)),
+            )
+            .chain(
+                ADMIN_ROUTES
                     .iter()
                     .map(|(method, path, _)| (*method, *path)),
             )

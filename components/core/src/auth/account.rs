@@ -1,8 +1,9 @@
-//! The signed-in user's own account, as use cases: changing the password.
+//! The signed-in user's own account, as use cases: changing the password,
+//! and deleting the account.
 
 use super::AuthStores;
 use super::login::{Client, audit};
-use super::throttling::Attempt;
+use super::throttling::{Attempt, password_account};
 use crate::clock::Timestamp;
 use crate::config::AuthSettings;
 use crate::domain::Password;
@@ -54,7 +55,7 @@ pub fn change_password(
     ];
     let new = Password::parse(new, &context)
         .map_err(|reason| ApiError::invalid("new_password", reason))?;
-    let account = format!("password:{}", user.id);
+    let account = password_account(&user.id);
     let attempt = Attempt::begin(stores.counters, settings, account, None)?;
     let (user_ref, sid) = (Some(user_id), Some(session_id));
     if verify_password(&current, &stored.hash).matches {
@@ -86,6 +87,56 @@ pub fn change_password(
         sid,
         client,
         Some(&detail),
+        now,
+    );
+    Ok(())
+}
+
+/// `DELETE /auth/me`'s command, from a signed-in session.
+pub struct DeleteAccount<'a> {
+    /// `sub` of the access token.
+    pub user_id: &'a str,
+    /// `sid`: the session asking.
+    pub session_id: &'a str,
+    /// As typed (checked for length only).
+    pub current: Password,
+    /// Who asks.
+    pub client: Client<'a>,
+}
+
+/// Deletes the caller's account (see [`super::erasure::erase`]) once the
+/// current password is proven, with the same throttling as a password
+/// change; the audit trail keeps the event under the user id.
+pub fn delete_account(
+    stores: AuthStores<'_>,
+    settings: &AuthSettings,
+    command: DeleteAccount<'_>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let DeleteAccount {
+        user_id,
+        session_id,
+        current,
+        client,
+    } = command;
+    let gone = || ApiError::InvalidToken("the account no longer exists");
+    let stored = stores.users.credentials(user_id)?.ok_or_else(gone)?;
+    let attempt = Attempt::begin(stores.counters, settings, password_account(user_id), None)?;
+    let (user_ref, sid) = (Some(user_id), Some(session_id));
+    if !verify_password(&current, &stored.hash).matches {
+        let event = "account_deletion_failed";
+        audit(stores.audit, event, user_ref, sid, client, None, now);
+        return Err(ApiError::InvalidCredentials);
+    }
+    attempt.succeeded()?;
+    super::erasure::erase(stores, &settings.admin_emails, user_id)?;
+    audit(
+        stores.audit,
+        "account_deleted",
+        user_ref,
+        sid,
+        client,
+        None,
         now,
     );
     Ok(())

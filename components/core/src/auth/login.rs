@@ -76,7 +76,7 @@ pub struct SignedIn {
 #[derive(Debug)]
 pub enum SignInOutcome {
     /// A session: the account needs nothing more.
-    SignedIn(SignedIn),
+    SignedIn(Box<SignedIn>),
     /// The account has TOTP on: no session yet, but a single-use token
     /// that, with a code, completes this login at `POST /auth/mfa/verify`.
     MfaRequired(MfaToken),
@@ -86,7 +86,7 @@ impl SignInOutcome {
     /// The session, if the login needed no second factor.
     pub fn into_signed_in(self) -> Option<SignedIn> {
         match self {
-            SignInOutcome::SignedIn(signed_in) => Some(signed_in),
+            SignInOutcome::SignedIn(signed_in) => Some(*signed_in),
             SignInOutcome::MfaRequired(_) => None,
         }
     }
@@ -96,8 +96,8 @@ impl SignInOutcome {
 ///
 /// Rules: throttled attempts are refused before any hashing; unknown and
 /// known emails take the same steps (one Argon2 verification) and fail
-/// alike; a correct password for an unverified address is refused when
-/// `require_verified_email` is on; a weaker stored hash is upgraded; an
+/// alike; a correct password for a disabled account is refused (403), as
+/// is one for an unverified address when `require_verified_email` is on; a weaker stored hash is upgraded; an
 /// account with TOTP on gets an `mfa_token` instead of a session; and a
 /// password change that overtook the login ends the session it created.
 pub fn sign_in(
@@ -163,6 +163,19 @@ pub fn sign_in(
             eprintln!("cannot upgrade a password hash: {error}");
         }
     }
+    if user.disabled {
+        let detail = Some("the account is disabled");
+        audit(
+            stores.audit,
+            "login_refused",
+            Some(&user.id),
+            None,
+            client,
+            detail,
+            now,
+        );
+        return Err(ApiError::AccountDisabled);
+    }
     if settings.require_verified_email && !user.email_verified {
         let detail = Some("the email address is not verified");
         audit(
@@ -208,7 +221,7 @@ pub fn sign_in(
         client,
         now,
     )
-    .map(SignInOutcome::SignedIn)
+    .map(|signed_in| SignInOutcome::SignedIn(Box::new(signed_in)))
 }
 
 /// Starts the session of a login whose every factor was checked, the
@@ -245,7 +258,8 @@ pub(super) fn start_session(
     // A password change that overtook this login (after the old password
     // was checked, before the session existed) revoked every session but
     // could not see this one: the session ends here instead. A change after
-    // this read revokes it itself.
+    // this read revokes it itself. Disabling the account bumps the same
+    // version, so it cannot be overtaken either.
     let current = stores.users.credentials(&user.id)?;
     if current.as_ref().map(|c| c.version) != Some(checked_version) {
         stores.sessions.revoke_session(&user.id, &session_id)?;
@@ -260,6 +274,10 @@ pub(super) fn start_session(
             now,
         );
         return Err(ApiError::InvalidCredentials);
+    }
+    if let Err(error) = stores.users.record_login(&user.id, now) {
+        // The login stands; only the listing's "last login" lags.
+        eprintln!("cannot record the time of a login: {error:?}");
     }
     audit(
         stores.audit,
@@ -281,7 +299,7 @@ pub(super) fn start_session(
 
 /// Records an event; a failure to record is logged, never the request's
 /// failure.
-pub(super) fn audit(
+pub(crate) fn audit(
     log: &dyn AuditLog,
     event: &str,
     user_id: Option<&str>,

@@ -163,6 +163,9 @@ impl UserStore for ChangedDuringLogin<'_> {
     fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
         self.0.mark_email_verified(id, now)
     }
+    fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        self.0.record_login(id, now)
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! command, outcome to response.
 
 pub mod account;
+pub mod erasure;
 mod handlers;
 pub mod login;
 pub mod recovery;
@@ -17,13 +18,13 @@ pub mod registration;
 pub mod second_factor;
 pub mod sessions;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod throttling;
 
 use std::ops::Deref;
 
 pub use handlers::{
-    REFRESH_COOKIE, change_password, confirm_totp, deliver_after_response, disable_totp,
+    REFRESH_COOKIE, change_password, confirm_totp, delete_me, deliver_after_response, disable_totp,
     enrol_totp, forgot_password, health, jwks, list_sessions, login, logout, me,
     openid_configuration, refresh, refresh_failure_response, register, request_verification,
     reset_password, revoke_session, verify_email, verify_second_factor,
@@ -34,7 +35,8 @@ use crate::config::{AuthSettings, Config};
 use crate::error::ApiError;
 use crate::service::Service;
 use crate::store::{
-    AuditLog, CounterStore, LinkStore, MfaStore, Outbox, SessionPolicy, SessionStore, UserStore,
+    AuditLog, CounterStore, LinkStore, MfaStore, Outbox, SessionPolicy, SessionStore, Stores,
+    UserDirectory, UserStore,
 };
 
 /// The `auth` component's service: what every component has, and the
@@ -69,16 +71,7 @@ impl AuthService {
 
     /// The stores the use cases run on, chosen by the configuration.
     pub fn use_case_stores(&self) -> AuthStores<'_> {
-        let database = &self.stores.database;
-        AuthStores {
-            users: database,
-            sessions: self.stores.sessions(),
-            counters: self.stores.counters(),
-            audit: database,
-            links: database,
-            outbox: database,
-            mfa: database,
-        }
+        AuthStores::of(&self.stores)
     }
 
     fn policy(&self) -> SessionPolicy {
@@ -108,9 +101,26 @@ pub struct AuthStores<'a> {
     pub outbox: &'a dyn Outbox,
     /// Second-factor enrolments and pending logins.
     pub mfa: &'a dyn MfaStore,
+    /// Listing, changing and deleting accounts.
+    pub directory: &'a dyn UserDirectory,
 }
 
 impl<'a> AuthStores<'a> {
+    /// The configured backends.
+    pub fn of(stores: &'a Stores) -> Self {
+        let database = &stores.database;
+        AuthStores {
+            users: database,
+            sessions: stores.sessions(),
+            counters: stores.counters(),
+            audit: database,
+            links: database,
+            outbox: database,
+            mfa: database,
+            directory: database,
+        }
+    }
+
     /// The subset signing in needs.
     pub fn sign_in(&self) -> SignInStores<'a> {
         SignInStores {

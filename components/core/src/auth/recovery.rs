@@ -7,7 +7,7 @@
 
 use super::AuthStores;
 use super::login::{Client, audit};
-use super::throttling::throttle_address;
+use super::throttling::{reset_email_key, throttle_address, verify_request_key};
 use crate::clock::Timestamp;
 use crate::config::{AuthSettings, MailSettings};
 use crate::domain::{Email, Password, Role, User, roles_for};
@@ -81,7 +81,7 @@ pub fn request_verification(
     if user.email_verified {
         return Err(ApiError::Conflict("already_verified"));
     }
-    let key = format!("verify-request:{}", user.id);
+    let key = verify_request_key(&user.id);
     let (count, left) = stores
         .counters
         .hit(&key, HOUR, crate::clock::now_millis())?;
@@ -142,10 +142,7 @@ pub fn admit_reset_request(
     client_ip: &str,
 ) -> Result<(), ApiError> {
     for (key, limit) in [
-        (
-            format!("reset-email:{}", email.as_str()),
-            RESETS_PER_EMAIL_PER_HOUR,
-        ),
+        (reset_email_key(email.as_str()), RESETS_PER_EMAIL_PER_HOUR),
         (
             format!("reset-ip:{}", throttle_address(client_ip)),
             RESETS_PER_ADDRESS_PER_HOUR,

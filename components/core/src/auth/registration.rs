@@ -77,6 +77,9 @@ pub fn register(
         created_at: now,
         email_verified: false,
         mfa_enabled: false,
+        granted_roles: vec![Role::User],
+        disabled: false,
+        last_login_at: None,
     };
     send_verification_link(stores, &settings.mail, &user, now)?;
     audit(

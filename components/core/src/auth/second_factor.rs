@@ -13,7 +13,9 @@
 use zeroize::Zeroizing;
 
 use super::login::{AMR_PASSWORD_AND_OTP, Client, SignInStores, SignedIn, audit, start_session};
-use super::throttling::{Attempt, account_key, throttle_address};
+use super::throttling::{
+    Attempt, account_key, mfa_confirm_account, password_account, throttle_address,
+};
 use crate::clock::Timestamp;
 use crate::config::AuthSettings;
 use crate::domain::{Password, User};
@@ -111,7 +113,7 @@ pub fn confirm_enrolment(
     let attempt = Attempt::begin(
         stores.counters,
         settings,
-        format!("mfa-confirm:{}", user.id),
+        mfa_confirm_account(&user.id),
         None,
     )?;
     let secret = TotpSecret::open(&key()?, &user.id, &pending.sealed_secret).ok_or_else(|| {
@@ -170,12 +172,7 @@ pub fn disable(
     let Some(credentials) = stores.users.credentials(&user.id)? else {
         return Err(ApiError::InvalidToken("the account no longer exists"));
     };
-    let attempt = Attempt::begin(
-        stores.counters,
-        settings,
-        format!("password:{}", user.id),
-        None,
-    )?;
+    let attempt = Attempt::begin(stores.counters, settings, password_account(&user.id), None)?;
     if !verify_password(current_password, &credentials.hash).matches {
         audit(
             stores.audit,

@@ -82,7 +82,9 @@ pub fn refresh(
         roles: _,
         amr,
     } = session;
-    let Some(user) = stores.users.user_by_id(&user_id)? else {
+    // Disabling revokes every session; this covers a rotation that raced it.
+    let user = stores.users.user_by_id(&user_id)?;
+    let Some(user) = user.filter(|user| !user.disabled) else {
         stores.sessions.revoke_session(&user_id, &session_id)?;
         return Err(ApiError::InvalidRefreshToken);
     };

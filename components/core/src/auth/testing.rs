@@ -55,25 +55,34 @@ pub fn stores(store: &MemoryStore) -> AuthStores<'_> {
         links: store,
         outbox: store,
         mfa: store,
+        directory: store,
     }
 }
 
 /// A store holding one account with [`PASSWORD`]; and its id.
 pub fn with_user(email: &str) -> (MemoryStore, String) {
     let store = MemoryStore::default();
+    let id = add_user(&store, email);
+    (store, id)
+}
+
+/// Adds an account with [`PASSWORD`] (hashed once per test run); its id.
+pub fn add_user(store: &MemoryStore, email: &str) -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash =
+        HASH.get_or_init(|| hash_password(&Password::parse(PASSWORD, &[]).unwrap()).unwrap());
     let id = crate::random::uuid().to_string();
-    let hash = hash_password(&Password::parse(PASSWORD, &[]).unwrap()).unwrap();
     store
         .insert_user(&NewUser {
             id: &id,
             email: &Email::parse(email).unwrap(),
-            password_hash: &hash,
+            password_hash: hash,
             first_name: None,
             last_name: None,
             created_at: 0,
         })
         .unwrap();
-    (store, id)
+    id
 }
 
 /// The events audited so far, by name.

@@ -16,6 +16,46 @@ pub(super) fn account_key(email: &str, address: &str) -> String {
     format!("{}|{address}", hex::encode(&digest[..16]))
 }
 
+/// The account name of password checks by a signed-in user (password
+/// change, disabling TOTP, deleting the account).
+pub(super) fn password_account(user_id: &str) -> String {
+    format!("password:{user_id}")
+}
+
+/// The account name of TOTP enrolment confirmations.
+pub(super) fn mfa_confirm_account(user_id: &str) -> String {
+    format!("mfa-confirm:{user_id}")
+}
+
+/// The counter of verification mails a user asked for.
+pub(super) fn verify_request_key(user_id: &str) -> String {
+    format!("verify-request:{user_id}")
+}
+
+/// The counter of reset links asked for an address.
+pub(super) fn reset_email_key(email: &str) -> String {
+    format!("reset-email:{email}")
+}
+
+/// The two counters of an account's attempts: failures, and the back-off.
+fn attempt_keys(account: &str) -> [String; 2] {
+    [
+        format!("login-account:{account}"),
+        format!("login-block:{account}"),
+    ]
+}
+
+/// Every counter that names the user by id or email, to clear when the
+/// account is deleted. (Login counters name a digest of the email with the
+/// address, and lapse with their window.)
+pub(super) fn counters_naming(user_id: &str, email: &str) -> Vec<String> {
+    let mut keys = vec![verify_request_key(user_id), reset_email_key(email)];
+    for account in [password_account(user_id), mfa_confirm_account(user_id)] {
+        keys.extend(attempt_keys(&account));
+    }
+    keys
+}
+
 /// The address throttling counts by: an IPv4 address, or the /64 an IPv6
 /// address is in (one client usually holds a whole /64, and counting each
 /// address apart would let it step around every limit).
@@ -60,11 +100,8 @@ impl<'a> Attempt<'a> {
             }
         }
         let free = settings.login_failures_per_account;
-        let (count, _) = counters.hit(
-            &format!("login-account:{account}"),
-            throttle::LOGIN_WINDOW,
-            now,
-        )?;
+        let [failures, block] = attempt_keys(&account);
+        let (count, _) = counters.hit(&failures, throttle::LOGIN_WINDOW, now)?;
         if count >= free {
             // From the last free attempt on, each attempt claims the current
             // back-off period (success lifts it): only the first claimant
@@ -72,7 +109,7 @@ impl<'a> Attempt<'a> {
             // before its check, as if it had already failed, so parallel
             // guesses get no further than serial ones.
             let (claims, left) = counters.hit(
-                &format!("login-block:{account}"),
+                &block,
                 throttle::backoff(count.max(free + 1) - 1, free),
                 now,
             )?;
@@ -92,10 +129,9 @@ impl<'a> Attempt<'a> {
     /// The password was right: the account starts afresh, and the attempt
     /// does not count against the address.
     pub(super) fn succeeded(self) -> Result<(), ApiError> {
-        self.counters
-            .clear(&format!("login-account:{}", self.account))?;
-        self.counters
-            .clear(&format!("login-block:{}", self.account))?;
+        for key in attempt_keys(&self.account) {
+            self.counters.clear(&key)?;
+        }
         if let Some(address) = &self.address {
             self.counters.forgive(address)?;
         }

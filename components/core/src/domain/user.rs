@@ -7,9 +7,9 @@ use crate::domain::Email;
 /// A user's id: a UUID in its hyphenated lower-case text form.
 pub type UserId = String;
 
-/// What a user may do. Every user has `User`; `Admin` comes from the
-/// `admin_emails` variable, so granting or removing it is configuration,
-/// effective at the next login.
+/// What a user may do. Every user has `User`; `Admin` is granted by an
+/// admin (kept with the user) or by the `admin_emails` variable (the
+/// bootstrap, effective at the next login).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -20,6 +20,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order they are listed.
+    pub const ALL: [Role; 2] = [Role::User, Role::Admin];
+
+    /// The role named `name`, if there is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|role| role.as_str() == name)
+    }
+
     /// The role's name in tokens and responses.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,15 +37,64 @@ impl Role {
     }
 }
 
-/// The roles of `user`, given the configured admins: `admin` only once the
-/// address is verified, so registering an address listed in `admin_emails`
-/// before its owner does grants nothing.
+/// The roles of `user`: those granted to them, and `admin` if the address
+/// is in `admin_emails` and verified (so registering a listed address
+/// before its owner does grants nothing). Always `user`; in
+/// [`Role::ALL`]'s order.
 pub fn roles_for(user: &User, admin_emails: &[Email]) -> Vec<Role> {
-    let mut roles = vec![Role::User];
-    if user.email_verified && admin_emails.contains(&user.email) {
-        roles.push(Role::Admin);
+    let configured = user.email_verified && admin_emails.contains(&user.email);
+    Role::ALL
+        .into_iter()
+        .filter(|role| {
+            *role == Role::User
+                || user.granted_roles.contains(role)
+                || (*role == Role::Admin && configured)
+        })
+        .collect()
+}
+
+/// Whether `user` is an admin who can act as one: granted or configured,
+/// and not disabled.
+pub fn is_active_admin(user: &User, admin_emails: &[Email]) -> bool {
+    !user.disabled && roles_for(user, admin_emails).contains(&Role::Admin)
+}
+
+/// Whether a change to user `target_id` leaves an active admin, given the
+/// active admins before it (see [`is_active_admin`]) and the user after
+/// it (`None`: deleted). A change to someone who was not an admin always
+/// does; so does any change when there was no admin to begin with.
+pub fn leaves_an_admin(
+    admins_before: &[User],
+    target_id: &str,
+    after: Option<&User>,
+    admin_emails: &[Email],
+) -> bool {
+    if !admins_before.iter().any(|admin| admin.id == target_id) {
+        return true;
     }
-    roles
+    admins_before.iter().any(|admin| admin.id != target_id)
+        || after.is_some_and(|user| is_active_admin(user, admin_emails))
+}
+
+/// `roles` as kept with a user: comma-separated, `user` always, in
+/// [`Role::ALL`]'s order.
+pub fn role_list(roles: &[Role]) -> String {
+    Role::ALL
+        .into_iter()
+        .filter(|role| *role == Role::User || roles.contains(role))
+        .map(Role::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The roles kept as `list` (see [`role_list`]); unknown names are
+/// skipped, and `user` is always there.
+pub fn parse_role_list(list: &str) -> Vec<Role> {
+    let named: Vec<Role> = list.split(',').filter_map(Role::parse).collect();
+    Role::ALL
+        .into_iter()
+        .filter(|role| *role == Role::User || named.contains(role))
+        .collect()
 }
 
 /// A user as stored, without the password hash.
@@ -57,4 +114,11 @@ pub struct User {
     pub email_verified: bool,
     /// Whether sign-in needs a second factor (TOTP is on).
     pub mfa_enabled: bool,
+    /// The roles an admin granted (always with `user`); see [`roles_for`]
+    /// for the roles in force.
+    pub granted_roles: Vec<Role>,
+    /// Whether an admin disabled the account: no login, no session.
+    pub disabled: bool,
+    /// The last successful login, if any.
+    pub last_login_at: Option<crate::clock::Timestamp>,
 }

@@ -174,6 +174,24 @@ impl JsonFields {
         }
     }
 
+    /// Whether the field is there and not null.
+    pub fn has(&self, name: &str) -> bool {
+        self.object.get(name).is_some_and(|value| !value.is_null())
+    }
+
+    /// An optional boolean field (absent or null is `None`).
+    pub fn optional_bool(&mut self, name: &str) -> Option<bool> {
+        match self.object.get(name) {
+            Some(Value::Bool(flag)) => Some(*flag),
+            None | Some(Value::Null) => None,
+            Some(_) => {
+                self.errors
+                    .push(FieldError::new(name, "must be true or false"));
+                None
+            }
+        }
+    }
+
     /// Records a validation error found later (a value that parsed but is
     /// not acceptable).
     pub fn reject(&mut self, error: FieldError) {

@@ -90,6 +90,19 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `User-Agent`, without control characters and cut to a sane length:
+    /// as sessions and audit events keep it.
+    pub fn user_agent(&self) -> String {
+        /// Longest `User-Agent` kept.
+        const MAX_USER_AGENT: usize = 256;
+        self.header("user-agent")
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_USER_AGENT)
+            .collect()
+    }
+
     /// A query parameter, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
         form_pairs(self.query.as_bytes())

@@ -3,6 +3,7 @@
 //! backends (see the test at the end), so a rule a use case relies on holds
 //! here as it does on PostgreSQL, SQLite and Redis.
 
+mod admin;
 mod mail;
 mod mfa;
 
@@ -12,9 +13,9 @@ use std::collections::HashMap;
 use crate::clock::{Millis, Timestamp};
 use crate::domain::{Email, User};
 use crate::store::{
-    AuditEvent, AuditLog, CounterStore, Credentials, MAX_CHAIN, MfaChallenge, NewSession, NewUser,
-    RotatedSession, Rotation, SessionInfo, SessionPolicy, SessionStore, StoreResult, TokenOwner,
-    UserStore,
+    AuditEvent, AuditLog, AuditQuery, AuditRecord, CounterStore, Credentials, MAX_CHAIN,
+    MfaChallenge, NewSession, NewUser, RotatedSession, Rotation, SessionInfo, SessionPolicy,
+    SessionStore, StoreResult, TokenOwner, UserStore,
 };
 use crate::tokens::TokenDigest;
 
@@ -51,6 +52,7 @@ pub struct MemoryStore {
     challenges: RefCell<HashMap<String, (MfaChallenge, Timestamp)>>,
     /// Every audited event's name and user, in order.
     pub audited: RefCell<Vec<(String, Option<String>)>>,
+    audit_records: RefCell<Vec<AuditRecord>>,
     links: RefCell<HashMap<String, mail::StoredLink>>,
     /// Messages queued and not yet delivered, oldest first.
     pub outbox: RefCell<Vec<crate::store::QueuedMail>>,
@@ -73,6 +75,9 @@ impl UserStore for MemoryStore {
             created_at: user.created_at,
             email_verified: false,
             mfa_enabled: false,
+            granted_roles: vec![crate::domain::Role::User],
+            disabled: false,
+            last_login_at: None,
         };
         let credentials = Credentials {
             hash: user.password_hash.to_owned(),
@@ -131,6 +136,13 @@ impl UserStore for MemoryStore {
         }
         Ok(())
     }
+
+    fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        if let Some((user, _)) = self.users.borrow_mut().get_mut(id) {
+            user.last_login_at = Some(now);
+        }
+        Ok(())
+    }
 }
 
 impl MemoryStore {
@@ -149,6 +161,21 @@ impl MemoryStore {
             .borrow()
             .get(session_id)
             .is_some_and(|s| s.expires_at > now && s.idle_expires_at > now)
+    }
+
+    /// Removes `user` and every entry that names them (what deleting an
+    /// account does in SQL); sessions are [`SessionStore::forget_user`]'s.
+    fn forget_user_data(&self, id: &str, user: &User) {
+        self.users.borrow_mut().remove(id);
+        self.totp.borrow_mut().remove(id);
+        self.recovery.borrow_mut().remove(id);
+        self.challenges
+            .borrow_mut()
+            .retain(|_, (challenge, _)| challenge.user_id != id);
+        self.forget_links(id);
+        self.outbox
+            .borrow_mut()
+            .retain(|mail| mail.to != user.email.as_str());
     }
 
     fn remove_session(&self, session_id: &str) -> bool {
@@ -336,6 +363,10 @@ impl SessionStore for MemoryStore {
         }
         Ok(doomed.len() as u64)
     }
+
+    fn forget_user(&self, user_id: &str) -> StoreResult<()> {
+        self.revoke_all_sessions(user_id, None).map(|_| ())
+    }
 }
 
 impl CounterStore for MemoryStore {
@@ -369,7 +400,37 @@ impl AuditLog for MemoryStore {
         self.audited
             .borrow_mut()
             .push((event.event.to_owned(), event.user_id.map(str::to_owned)));
+        let mut records = self.audit_records.borrow_mut();
+        let id = records.len() as i64 + 1;
+        records.push(AuditRecord {
+            id,
+            at: event.at,
+            event: event.event.to_owned(),
+            user_id: event.user_id.map(str::to_owned),
+            session_id: event.session_id.map(str::to_owned),
+            ip: event.ip.to_owned(),
+            user_agent: event.user_agent.to_owned(),
+            detail: event.detail.map(str::to_owned),
+        });
         Ok(())
+    }
+
+    fn list(&self, query: &AuditQuery<'_>) -> StoreResult<Vec<AuditRecord>> {
+        Ok(self
+            .audit_records
+            .borrow()
+            .iter()
+            .rev()
+            .filter(|record| {
+                query
+                    .user_id
+                    .is_none_or(|id| record.user_id.as_deref() == Some(id))
+            })
+            .filter(|record| query.event.is_none_or(|event| record.event == event))
+            .filter(|record| query.before.is_none_or(|before| record.id < before))
+            .take(query.limit)
+            .cloned()
+            .collect())
     }
 }
 

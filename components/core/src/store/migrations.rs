@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../../migrations/postgres/0005_mfa.sql"),
         sqlite: include_str!("../../../../migrations/sqlite/0005_mfa.sql"),
     },
+    Migration {
+        version: 6,
+        postgres: include_str!("../../../../migrations/postgres/0006_admin.sql"),
+        sqlite: include_str!("../../../../migrations/sqlite/0006_admin.sql"),
+    },
 ];
 
 /// The version a database must have for this code: the newest migration's.
@@ -183,7 +188,12 @@ mod tests {
         statements(script)
             .iter()
             .filter_map(|statement| {
-                let flat = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+                // Byte order: what SQLite compares by anyway.
+                let flat = statement
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .replace(" COLLATE \"C\"", "");
                 if let Some(rest) = flat.strip_prefix("CREATE TABLE ") {
                     let (name, body) = rest.split_once(" (")?;
                     let columns: Vec<&str> = body

@@ -22,6 +22,7 @@ pub mod questions;
 pub use questions::{QuestionStore, StoredQuestion, TopicSummary};
 pub mod redis;
 pub mod sql;
+mod sql_admin;
 mod sql_sessions;
 pub use sql_sessions::MAX_CHAIN;
 mod sql_users;
@@ -30,7 +31,7 @@ pub mod sqlite;
 use crate::clock::{Millis, Timestamp};
 pub use email::{LinkPurpose, LinkStore, NewMail, Outbox, QueuedMail};
 
-use crate::domain::{Email, User};
+use crate::domain::{Email, Role, User};
 use crate::tokens::TokenDigest;
 
 /// Which backing store is unreachable.
@@ -159,6 +160,66 @@ pub trait UserStore {
     fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
     /// Records that the owner proved the address (kept if it already was).
     fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+    /// Records a successful login.
+    fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+}
+
+/// Which users a listing returns.
+#[derive(Debug, Clone, Copy)]
+pub struct UserPage<'a> {
+    /// Only emails that start with this (canonical, lower-case).
+    pub prefix: &'a str,
+    /// Only emails after this one, in byte order (the last of the previous
+    /// page).
+    pub after: Option<&'a str>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// What an admin changes about a user; `None` keeps the field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    /// The granted roles (`user` is added if missing).
+    pub roles: Option<Vec<Role>>,
+    /// Whether the account is disabled.
+    pub disabled: Option<bool>,
+}
+
+/// The outcome of a change that must leave the service an admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guarded<T> {
+    /// Done.
+    Done(T),
+    /// No such user.
+    NotFound,
+    /// It would leave no active admin; nothing changed.
+    LastAdmin,
+}
+
+/// The administration's view of the users: listing, changing and deleting
+/// them. Changes take `admin_emails` because an admin may be one by
+/// configuration, and none may remove the last active admin: each change
+/// checks that and writes in one atomic step, so two admins demoting each
+/// other at once cannot both succeed.
+pub trait UserDirectory {
+    /// Users in email (byte) order.
+    fn list_users(&self, page: &UserPage<'_>) -> StoreResult<Vec<User>>;
+    /// Applies `change`. Disabling also bumps the credentials' version, so
+    /// a login checked before cannot start a session after.
+    fn change_user(
+        &self,
+        id: &str,
+        change: &UserChange,
+        admin_emails: &[Email],
+        now: Timestamp,
+    ) -> StoreResult<Guarded<User>>;
+    /// The user, if deleting them would leave an active admin; reads
+    /// only (see [`UserDirectory::delete_user`], which checks again).
+    fn deletable(&self, id: &str, admin_emails: &[Email]) -> StoreResult<Guarded<User>>;
+    /// Deletes the user and every row that names them (sessions and
+    /// refresh tokens kept in this store, answers, second factor, email
+    /// links, mail to them); the audit trail keeps its events.
+    fn delete_user(&self, id: &str, admin_emails: &[Email]) -> StoreResult<Guarded<User>>;
 }
 
 /// How long sessions and their tokens live.
@@ -291,6 +352,9 @@ pub trait SessionStore {
     fn revoke_session(&self, user_id: &str, session_id: &str) -> StoreResult<bool>;
     /// Revokes every session of `user_id` but `except`; returns how many.
     fn revoke_all_sessions(&self, user_id: &str, except: Option<&str>) -> StoreResult<u64>;
+    /// Removes every session and refresh token of `user_id` and whatever
+    /// indexes them: the account is being deleted.
+    fn forget_user(&self, user_id: &str) -> StoreResult<()>;
 }
 
 /// Fixed-window counters for throttling. Times are milliseconds; the
@@ -324,10 +388,46 @@ pub struct AuditEvent<'a> {
     pub at: Timestamp,
 }
 
+/// An audited event as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Its place in the trail: later events have larger ids.
+    pub id: i64,
+    /// When.
+    pub at: Timestamp,
+    /// What happened.
+    pub event: String,
+    /// Whose account, if known.
+    pub user_id: Option<String>,
+    /// Which session, if any.
+    pub session_id: Option<String>,
+    /// Client IP.
+    pub ip: String,
+    /// Client `User-Agent`.
+    pub user_agent: String,
+    /// Free text.
+    pub detail: Option<String>,
+}
+
+/// Which events a listing returns, newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditQuery<'a> {
+    /// Only this user's.
+    pub user_id: Option<&'a str>,
+    /// Only this event.
+    pub event: Option<&'a str>,
+    /// Only events older than this id (the last of the previous page).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
 /// The audit trail.
 pub trait AuditLog {
     /// Appends an event.
     fn record(&self, event: &AuditEvent<'_>) -> StoreResult<()>;
+    /// Events, newest first.
+    fn list(&self, query: &AuditQuery<'_>) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// The backends of one request, chosen from the configuration.

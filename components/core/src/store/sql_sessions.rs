@@ -284,6 +284,10 @@ impl SessionStore for SqlStore {
             &[user_id.into(), keep],
         )
     }
+
+    fn forget_user(&self, user_id: &str) -> StoreResult<()> {
+        self.revoke_all_sessions(user_id, None).map(|_| ())
+    }
 }
 
 impl CounterStore for SqlStore {

@@ -1,13 +1,14 @@
 //! Users and the audit trail in the SQL database.
 
 use crate::clock::Timestamp;
-use crate::domain::{Email, User};
+use crate::domain::{Email, User, parse_role_list};
 use crate::store::sql::{Row, SqlStore};
 use crate::store::{
-    AuditEvent, AuditLog, Credentials, NewUser, StoreError, StoreResult, UserStore,
+    AuditEvent, AuditLog, AuditQuery, AuditRecord, Credentials, NewUser, StoreError, StoreResult,
+    UserStore,
 };
 
-fn user_from_row(row: &Row) -> anyhow::Result<User> {
+pub(super) fn user_from_row(row: &Row) -> anyhow::Result<User> {
     let email = row.text(1)?;
     Ok(User {
         id: row.text(0)?,
@@ -17,13 +18,19 @@ fn user_from_row(row: &Row) -> anyhow::Result<User> {
         created_at: row.int(4)?,
         email_verified: row.optional_int(5)?.is_some(),
         mfa_enabled: row.optional_int(6)?.is_some(),
+        granted_roles: parse_role_list(&row.text(7)?),
+        disabled: row.optional_int(8)?.is_some(),
+        last_login_at: row.optional_int(9)?,
     })
 }
 
-/// The user's columns; the last one is when TOTP was turned on (null when
-/// it is off or still pending).
-const USER_COLUMNS: &str = "id, email, first_name, last_name, created_at, email_verified_at, \
-     (SELECT enabled_at FROM user_totp WHERE user_totp.user_id = users.id)";
+/// The user's columns, read by [`user_from_row`]; the seventh is when TOTP
+/// was turned on (null when it is off or still pending).
+pub(super) const USER_COLUMNS: &str = "id, email, first_name, last_name, created_at, \
+     email_verified_at, (SELECT enabled_at FROM user_totp WHERE user_totp.user_id = users.id), \
+     roles, disabled_at, last_login_at";
+/// How many columns [`USER_COLUMNS`] has.
+pub(super) const USER_COLUMN_COUNT: usize = 10;
 
 impl UserStore for SqlStore {
     fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
@@ -51,8 +58,8 @@ impl UserStore for SqlStore {
         rows.first()
             .map(|row| {
                 let credentials = Credentials {
-                    hash: row.text(7)?,
-                    version: row.int(8)?,
+                    hash: row.text(USER_COLUMN_COUNT)?,
+                    version: row.int(USER_COLUMN_COUNT + 1)?,
                 };
                 Ok((user_from_row(row)?, credentials))
             })
@@ -103,6 +110,14 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
+    fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        self.execute(
+            "UPDATE users SET last_login_at = $2 WHERE id = $1",
+            &[id.into(), now.into()],
+        )?;
+        Ok(())
+    }
+
     fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
         self.execute(
             "UPDATE users SET password_hash = $2, updated_at = $3, \
@@ -129,5 +144,9 @@ impl AuditLog for SqlStore {
             ],
         )?;
         Ok(())
+    }
+
+    fn list(&self, query: &AuditQuery<'_>) -> StoreResult<Vec<AuditRecord>> {
+        self.list_audit(query)
     }
 }

@@ -1,9 +1,11 @@
 //! The signed-in user's own account: who they are, their sessions, their
 //! password; and the service's health.
 
-use super::{AuthService, ClientInfo, account_gone, deliver_after_response};
+use super::{AuthService, ClientInfo, account_gone, cleared_cookie, deliver_after_response};
 use crate::api_types::{HealthBody, HealthChecks, SessionBody, UserBody};
-use crate::auth::account::{ChangePassword, change_password as change};
+use crate::auth::account::{
+    ChangePassword, DeleteAccount, change_password as change, delete_account,
+};
 use crate::auth::sessions;
 use crate::clock;
 use crate::domain::Password;
@@ -81,6 +83,31 @@ pub fn change_password(service: &AuthService, request: &Request) -> Result<Respo
         clock::now(),
     )?;
     Ok(Response::new(204))
+}
+
+/// `DELETE /auth/me`: deletes the caller's account, given the current
+/// password, and clears the refresh cookie.
+pub fn delete_me(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
+    let claims = authenticate(service, request)?;
+    let mut fields = request.json_object()?;
+    let current = fields.string("current_password");
+    fields.finish()?;
+    let current = Password::for_login(&current.unwrap_or_default())
+        .map_err(|reason| ApiError::invalid("current_password", reason))?;
+    let client = ClientInfo::of(service, request);
+    let command = DeleteAccount {
+        user_id: &claims.user_id,
+        session_id: &claims.session_id,
+        current,
+        client: client.client(),
+    };
+    delete_account(
+        service.use_case_stores(),
+        &service.settings,
+        command,
+        clock::now(),
+    )?;
+    Ok(Response::new(204).header("set-cookie", &cleared_cookie()))
 }
 
 /// `GET /health`: 200 when every store answers, 503 naming the one that

@@ -10,7 +10,7 @@ mod recovery;
 mod registration;
 mod sign_in;
 
-pub use account::{change_password, health, list_sessions, me, revoke_session};
+pub use account::{change_password, delete_me, health, list_sessions, me, revoke_session};
 pub use discovery::{jwks, openid_configuration};
 pub use mfa::{confirm_totp, disable_totp, enrol_totp, verify_second_factor};
 pub use recovery::{
@@ -31,8 +31,6 @@ use crate::tokens::RefreshToken;
 pub const REFRESH_COOKIE: &str = "__Secure-refresh_token";
 /// The cookie is sent only to the routes that read it.
 const REFRESH_COOKIE_PATH: &str = "/auth";
-/// Longest `User-Agent` kept with a session or audit event.
-const MAX_USER_AGENT: usize = 256;
 
 /// Where a request comes from, owned: the address (behind trusted proxies,
 /// the one they forwarded) and the user agent, cut to a sane length.
@@ -45,7 +43,7 @@ impl ClientInfo {
     fn of(service: &AuthService, request: &Request) -> Self {
         Self {
             ip: request.client_ip(&service.settings.trusted_proxies),
-            user_agent: user_agent(request),
+            user_agent: request.user_agent(),
         }
     }
 
@@ -55,16 +53,6 @@ impl ClientInfo {
             user_agent: &self.user_agent,
         }
     }
-}
-
-pub(crate) fn user_agent(request: &Request) -> String {
-    request
-        .header("user-agent")
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_USER_AGENT)
-        .collect()
 }
 
 fn refresh_cookie(token: &RefreshToken, max_age: u64) -> String {

@@ -14,6 +14,15 @@ pub(super) struct StoredLink {
     used: bool,
 }
 
+impl MemoryStore {
+    /// Drops every link of `user_id`.
+    pub(super) fn forget_links(&self, user_id: &str) {
+        self.links
+            .borrow_mut()
+            .retain(|_, link| link.user_id != user_id);
+    }
+}
+
 impl LinkStore for MemoryStore {
     fn issue_link(
         &self,

@@ -6,6 +6,8 @@
 //!   the absolute lifetime.
 //! - `refresh:<digest>`: a hash (`sid`, and once retired `retired_at`,
 //!   `next`, `sealed`); its TTL is the token's lifetime.
+//! - `session_tokens:<sid>`: the set of the digests of a session's refresh
+//!   tokens, so revoking a session deletes them too; same TTL as the session.
 //! - `user_sessions:<user>`: the set of a user's session ids.
 //! - `counter:<name>`: throttling counters.
 //!
@@ -149,6 +151,7 @@ impl SessionStore for RedisStore {
                 &self.key("session", session.id),
                 &self.key("refresh", token.as_str()),
                 &self.key("user_sessions", session.user_id),
+                &self.key("session_tokens", session.id),
             ],
             &[
                 session.id,
@@ -281,9 +284,18 @@ impl SessionStore for RedisStore {
         let reply = self.eval(
             REVOKE_ALL,
             &[&self.key("user_sessions", user_id)],
-            &[&self.prefix, except.unwrap_or("")],
+            &[&self.prefix, except.unwrap_or(""), ""],
         )?;
         Ok(int(reply.first())?.max(0) as u64)
+    }
+
+    fn forget_user(&self, user_id: &str) -> StoreResult<()> {
+        self.eval(
+            REVOKE_ALL,
+            &[&self.key("user_sessions", user_id)],
+            &[&self.prefix, "", "forget"],
+        )?;
+        Ok(())
     }
 }
 

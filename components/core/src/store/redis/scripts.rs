@@ -1,8 +1,25 @@
 //! The Lua scripts behind every read-modify-write on Redis: Redis runs each
 //! one atomically, so concurrent requests never see half a change.
 
+/// A Lua function that deletes a session, its refresh tokens and their
+/// index: `drop_session(prefix, sid)`, 1 if the session was there.
+macro_rules! drop_session {
+    () => {
+        r#"
+local function drop_session(prefix, sid)
+  local tokens = prefix .. 'session_tokens:' .. sid
+  for _, digest in ipairs(redis.call('SMEMBERS', tokens)) do
+    redis.call('DEL', prefix .. 'refresh:' .. digest)
+  end
+  redis.call('DEL', tokens)
+  return redis.call('DEL', prefix .. 'session:' .. sid)
+end
+"#
+    };
+}
+
 pub(super) const CREATE_SESSION: &str = r#"
-local session, token, index = KEYS[1], KEYS[2], KEYS[3]
+local session, token, index, tokens = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local sid, user, roles, now, ua, ip, digest = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local expires_at, ttl, amr = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 redis.call('HSET', session, 'user_id', user, 'roles', roles, 'created_at', now, 'last_used_at', now,
@@ -10,6 +27,8 @@ redis.call('HSET', session, 'user_id', user, 'roles', roles, 'created_at', now, 
 redis.call('EXPIRE', session, ttl)
 redis.call('HSET', token, 'sid', sid)
 redis.call('EXPIRE', token, ttl)
+redis.call('SADD', tokens, digest)
+redis.call('EXPIRE', tokens, ttl)
 redis.call('SADD', index, sid)
 local remaining = redis.call('TTL', index)
 if remaining < expires_at - tonumber(now) then redis.call('EXPIRE', index, expires_at - tonumber(now)) end
@@ -38,6 +57,9 @@ if not token[2] then
   redis.call('HSET', KEYS[1], 'retired_at', now, 'next', replacement, 'sealed', sealed)
   redis.call('HSET', KEYS[2], 'sid', sid)
   redis.call('EXPIRE', KEYS[2], ttl)
+  local tokens = prefix .. 'session_tokens:' .. sid
+  redis.call('SADD', tokens, replacement)
+  redis.call('EXPIRE', tokens, ttl)
   redis.call('HSET', skey, 'current', replacement, 'last_used_at', now)
   redis.call('EXPIRE', skey, ttl)
   return {'rotated', sid, user, roles, amr}
@@ -88,23 +110,32 @@ end
 return reply
 "#;
 
-pub(super) const REVOKE_SESSION: &str = r#"
+pub(super) const REVOKE_SESSION: &str = concat!(
+    drop_session!(),
+    r#"
 local skey = ARGV[1] .. 'session:' .. ARGV[3]
 if redis.call('HGET', skey, 'user_id') ~= ARGV[2] then return 0 end
 redis.call('SREM', KEYS[1], ARGV[3])
-return redis.call('DEL', skey)
-"#;
+return drop_session(ARGV[1], ARGV[3])
+"#
+);
 
-pub(super) const REVOKE_ALL: &str = r#"
+/// Revokes every session in the index `KEYS[1]` but `ARGV[2]`; with
+/// `ARGV[3]` = `forget`, also deletes the index (the account is going).
+pub(super) const REVOKE_ALL: &str = concat!(
+    drop_session!(),
+    r#"
 local revoked = 0
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if sid ~= ARGV[2] then
-    revoked = revoked + redis.call('DEL', ARGV[1] .. 'session:' .. sid)
+    revoked = revoked + drop_session(ARGV[1], sid)
     redis.call('SREM', KEYS[1], sid)
   end
 end
+if ARGV[3] == 'forget' then redis.call('DEL', KEYS[1]) end
 return revoked
-"#;
+"#
+);
 
 /// Returns the count and the seconds left, rounded up.
 pub(super) const HIT: &str = r#"

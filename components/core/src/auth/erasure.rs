@@ -1,0 +1,45 @@
+//! Deleting an account, one use case for both ways in: the user's own
+//! `DELETE /auth/me` and an admin's `DELETE /admin/users/{id}`.
+
+use super::AuthStores;
+use super::throttling::counters_naming;
+use crate::domain::{Email, User};
+use crate::error::ApiError;
+use crate::store::Guarded;
+
+/// Deletes the account `user_id` and everything that names it: sessions
+/// and refresh tokens (in whichever store keeps them), answers, second
+/// factor, email links, mail to the address, throttling counters. The
+/// audit trail keeps its events; the caller records this one.
+///
+/// Order: the last-admin rule is checked first, so a refusal touches
+/// nothing; then the sessions end, so every token stops working at once;
+/// then the rows go, in one transaction that checks the rule again. A
+/// failure part-way leaves the account signed out but whole, and the same
+/// request retried finishes the job.
+pub fn erase(
+    stores: AuthStores<'_>,
+    admin_emails: &[Email],
+    user_id: &str,
+) -> Result<User, ApiError> {
+    guarded(stores.directory.deletable(user_id, admin_emails)?)?;
+    stores.sessions.forget_user(user_id)?;
+    let user = guarded(stores.directory.delete_user(user_id, admin_emails)?)?;
+    for key in counters_naming(&user.id, user.email.as_str()) {
+        if let Err(error) = stores.counters.clear(&key) {
+            // They lapse with their window; the account is gone either way.
+            eprintln!("cannot clear a deleted account's counter: {error:?}");
+        }
+    }
+    Ok(user)
+}
+
+/// A guarded change's outcome as the API answers it: 404 `not_found`, or
+/// 409 `last_admin`.
+pub fn guarded<T>(outcome: Guarded<T>) -> Result<T, ApiError> {
+    match outcome {
+        Guarded::Done(value) => Ok(value),
+        Guarded::NotFound => Err(ApiError::NotFound("not_found")),
+        Guarded::LastAdmin => Err(ApiError::Conflict("last_admin")),
+    }
+}

@@ -1,0 +1,19 @@
+-- spin-auth schema, version 6: administration. Roles granted by an admin
+-- persist per user (comma-separated; `user` always), an account can be
+-- disabled, and the last successful login is kept for the user listing.
+
+ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT 'user';
+
+ALTER TABLE users ADD COLUMN disabled_at BIGINT;
+
+ALTER TABLE users ADD COLUMN last_login_at BIGINT;
+
+-- The audit listing filtered by user, newest first (by id, the order of
+-- insertion), replacing the index by time.
+DROP INDEX audit_events_user;
+
+CREATE INDEX audit_events_user ON audit_events (user_id, id);
+
+-- The user listing: email prefixes and pages in byte order (SQLite's
+-- own), the order PostgreSQL's index of the same name keeps.
+CREATE INDEX users_email_bytes ON users (email);
