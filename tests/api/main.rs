@@ -6,6 +6,7 @@
 //! database): see [`on_every_backend!`].
 
 mod admin;
+mod admin_deletion;
 mod admin_listing;
 mod conformance;
 mod helpers;
