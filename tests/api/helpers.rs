@@ -360,6 +360,31 @@ impl TestApp {
         self.send(request).await
     }
 
+    pub async fn patch_json(&self, path: &str, body: Value, token: Option<&str>) -> Reply {
+        let mut request = self.client.patch(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.client.delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// A DELETE with a JSON body (`DELETE /auth/me {current_password}`).
+    pub async fn delete_json(&self, path: &str, body: Value, token: Option<&str>) -> Reply {
+        let mut request = self.client.delete(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
     pub async fn register(&self, email: &str, password: &str) -> Reply {
         self.post_json(
             "/auth/register",

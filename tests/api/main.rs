@@ -5,6 +5,9 @@
 //! store (PostgreSQL, embedded SQLite) and session store (Redis, the SQL
 //! database): see [`on_every_backend!`].
 
+mod admin;
+mod admin_deletion;
+mod admin_listing;
 mod conformance;
 mod helpers;
 mod mail_sink;

@@ -19,7 +19,7 @@ on_every_backend!(
 );
 
 /// The TOTP code of `secret` (base32) at `step`, from `oathtool`.
-fn oathtool_code(secret: &str, step: i64) -> String {
+pub(crate) fn oathtool_code(secret: &str, step: i64) -> String {
     let output = std::process::Command::new("oathtool")
         .args(["--totp", "--base32", "--now"])
         .arg(format!("@{}", step * 30))
@@ -30,7 +30,7 @@ fn oathtool_code(secret: &str, step: i64) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-fn step_now() -> i64 {
+pub(crate) fn step_now() -> i64 {
     now().div_euclid(30)
 }
 
