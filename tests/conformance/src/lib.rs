@@ -30,6 +30,8 @@ fn run_suite(_request: Request) -> Result<Response, ApiError> {
         sessions: stores.sessions(),
         counters: stores.counters(),
         mfa: &stores.database,
+        directory: &stores.database,
+        audit: &stores.database,
     });
     let body: Vec<serde_json::Value> = outcomes
         .into_iter()

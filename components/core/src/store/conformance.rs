@@ -6,13 +6,14 @@
 //! Each case starts from fresh ids and states what every backend must do.
 //! Times are passed in, so grace windows are crossed without waiting.
 
+mod admin;
 mod mfa;
 
 use crate::clock::{self, Timestamp};
 use crate::domain::Email;
 use crate::store::{
-    CounterStore, Credentials, MfaChallenge, MfaStore, NewSession, NewUser, Rotation,
-    SessionPolicy, SessionStore, UserStore,
+    AuditLog, CounterStore, Credentials, MfaChallenge, MfaStore, NewSession, NewUser, Rotation,
+    SessionPolicy, SessionStore, UserDirectory, UserStore,
 };
 use crate::tokens::{RefreshToken, TokenDigest};
 
@@ -26,6 +27,10 @@ pub struct Subject<'a> {
     pub counters: &'a dyn CounterStore,
     /// Second-factor data (always the SQL database).
     pub mfa: &'a dyn MfaStore,
+    /// The administration's view of the users (always the SQL database).
+    pub directory: &'a dyn UserDirectory,
+    /// The audit trail (always the SQL database).
+    pub audit: &'a dyn AuditLog,
 }
 
 /// How one case went.
@@ -98,6 +103,22 @@ const CASES: &[Case] = &[
         "a second-factor challenge is taken once, and not after it expires",
         mfa::challenges_once,
     ),
+    (
+        "users are listed by email prefix in byte order, page after page",
+        admin::users_listed,
+    ),
+    (
+        "a change sets roles and disabled, disabling bumps the credentials' version, and the last admin stays",
+        admin::changes_keep_an_admin,
+    ),
+    (
+        "forgetting a user ends their sessions and tokens; deleting removes the user once",
+        admin::deletion,
+    ),
+    (
+        "the audit trail is listed newest first, by user and event, before a cursor",
+        admin::audit_listing,
+    ),
 ];
 
 /// Runs every case against `subject`.
@@ -132,8 +153,13 @@ fn store<T>(result: crate::store::StoreResult<T>) -> Result<T, String> {
 /// A new user; returns its id and email.
 fn new_user(subject: &Subject<'_>) -> Result<(String, Email), String> {
     let id = fresh_id();
-    let email =
-        Email::parse(&format!("{}@conformance.example.com", &id[..8])).map_err(|e| e.to_owned())?;
+    new_user_named(subject, &format!("{}@conformance.example.com", &id[..8]))
+}
+
+/// A new user with this email; returns its id and email.
+fn new_user_named(subject: &Subject<'_>, email: &str) -> Result<(String, Email), String> {
+    let id = fresh_id();
+    let email = Email::parse(email).map_err(|e| e.to_owned())?;
     let created = store(subject.users.insert_user(&NewUser {
         id: &id,
         email: &email,

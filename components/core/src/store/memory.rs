@@ -447,6 +447,8 @@ mod tests {
             sessions: &store,
             counters: &store,
             mfa: &store,
+            directory: &store,
+            audit: &store,
         });
         let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
         assert!(failures.is_empty(), "{failures:#?}");

@@ -1,0 +1,189 @@
+//! The conformance cases of the administration: the user listing, changes
+//! guarded by the last-admin rule, deletion, and the audit listing.
+
+use super::*;
+use crate::domain::Role;
+use crate::store::{AuditEvent, AuditQuery, Guarded, UserChange, UserPage};
+
+pub(super) fn users_listed(subject: &Subject<'_>) -> CaseResult {
+    let tag = &fresh_id()[..8];
+    for name in ["b", "a", "c"] {
+        new_user_named(subject, &format!("{tag}-{name}@conformance.example.com"))?;
+    }
+    let prefix = format!("{tag}-");
+    let page = |after: Option<&str>| {
+        let users = store(subject.directory.list_users(&UserPage {
+            prefix: &prefix,
+            after,
+            limit: 2,
+        }))?;
+        Ok::<_, String>(
+            users
+                .into_iter()
+                .map(|user| user.email.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let first = page(None)?;
+    let expected = [
+        format!("{tag}-a@conformance.example.com"),
+        format!("{tag}-b@conformance.example.com"),
+    ];
+    ensure(first == expected, || format!("first page: {first:?}"))?;
+    let rest = page(Some(&expected[1]))?;
+    ensure(rest == [format!("{tag}-c@conformance.example.com")], || {
+        format!("second page: {rest:?}")
+    })
+}
+
+fn change(roles: Option<Vec<Role>>, disabled: Option<bool>) -> UserChange {
+    UserChange { roles, disabled }
+}
+
+/// Expects `outcome` to be [`Guarded::LastAdmin`] (`refused`) or done.
+fn expect(outcome: Guarded<crate::domain::User>, refused: bool, what: &str) -> CaseResult {
+    let was_refused = matches!(outcome, Guarded::LastAdmin);
+    ensure(
+        was_refused == refused && !matches!(outcome, Guarded::NotFound),
+        || format!("{what}: {outcome:?}"),
+    )
+}
+
+/// Needs a database without admins of its own (a fresh one), and leaves
+/// it so.
+pub(super) fn changes_keep_an_admin(subject: &Subject<'_>) -> CaseResult {
+    let now = clock::now();
+    let directory = subject.directory;
+    let none: &[Email] = &[];
+    let (a, _) = new_user(subject)?;
+    let (b, _) = new_user(subject)?;
+    let admin = || change(Some(vec![Role::User, Role::Admin]), None);
+    let user = || change(Some(vec![Role::User]), None);
+    let granted = store(directory.change_user(&a, &admin(), none, now))?;
+    ensure(
+        matches!(&granted, Guarded::Done(u) if u.granted_roles == [Role::User, Role::Admin]),
+        || format!("granting admin: {granted:?}"),
+    )?;
+    let demoted = store(directory.change_user(&a, &user(), none, now))?;
+    expect(demoted, true, "demoting the only admin")?;
+    let disabled = store(directory.change_user(&a, &change(None, Some(true)), none, now))?;
+    expect(disabled, true, "disabling the only admin")?;
+    let deleted = store(directory.delete_user(&a, none))?;
+    expect(deleted, true, "deleting the only admin")?;
+    let deletable = store(directory.deletable(&a, none))?;
+    expect(deletable, true, "the only admin as deletable")?;
+
+    expect(
+        store(directory.change_user(&b, &admin(), none, now))?,
+        false,
+        "a second admin",
+    )?;
+    let before = store(subject.users.credentials(&a))?.ok_or("no credentials")?;
+    let disable = change(None, Some(true));
+    let disabled = store(directory.change_user(&a, &disable, none, now))?;
+    ensure(matches!(&disabled, Guarded::Done(u) if u.disabled), || {
+        format!("disabling one of two admins: {disabled:?}")
+    })?;
+    let after = store(subject.users.credentials(&a))?.ok_or("no credentials")?;
+    ensure(after.version == before.version + 1, || {
+        format!(
+            "disabling took the version from {} to {}",
+            before.version, after.version
+        )
+    })?;
+    let stored = store(subject.users.user_by_id(&a))?.ok_or("no user")?;
+    ensure(stored.disabled, || "the user is not disabled".to_owned())?;
+    // A disabled admin is no admin: the other is now the last.
+    expect(
+        store(directory.change_user(&b, &user(), none, now))?,
+        true,
+        "the last enabled admin",
+    )?;
+    let enabled = store(directory.change_user(&a, &change(None, Some(false)), none, now))?;
+    ensure(matches!(&enabled, Guarded::Done(u) if !u.disabled), || {
+        format!("enabling: {enabled:?}")
+    })?;
+    // Leave no admin behind: with `a` an admin by configuration, both
+    // grants can go.
+    store(subject.users.mark_email_verified(&a, now))?;
+    let a_email = store(subject.users.user_by_id(&a))?.ok_or("no user")?.email;
+    let configured = std::slice::from_ref(&a_email);
+    for id in [&a, &b] {
+        let outcome = store(directory.change_user(id, &user(), configured, now))?;
+        expect(outcome, false, "dropping a grant beside a configured admin")?;
+    }
+    let unknown = store(directory.change_user(&fresh_id(), &user(), none, now))?;
+    ensure(matches!(unknown, Guarded::NotFound), || {
+        format!("an unknown user: {unknown:?}")
+    })
+}
+
+pub(super) fn deletion(subject: &Subject<'_>) -> CaseResult {
+    let now = clock::now();
+    let (user, _) = new_user(subject)?;
+    let (session, first) = new_session(subject, &user, now)?;
+    let (_, current) = rotate(subject, &first.digest(), now)?;
+    store(subject.sessions.forget_user(&user))?;
+    ensure(!store(subject.sessions.is_live(&session, now))?, || {
+        "a forgotten user's session is live".to_owned()
+    })?;
+    for token in [&first, &current] {
+        let owner = store(subject.sessions.session_of_token(&token.digest(), now))?;
+        ensure(owner.is_none(), || {
+            format!("a forgotten token has an owner: {owner:?}")
+        })?;
+    }
+    let (rotation, _) = rotate(subject, &current.digest(), now)?;
+    ensure(matches!(rotation, Rotation::Invalid), || {
+        format!("a forgotten token rotated: {rotation:?}")
+    })?;
+    let deleted = store(subject.directory.delete_user(&user, &[]))?;
+    ensure(matches!(&deleted, Guarded::Done(u) if u.id == user), || {
+        format!("deleting: {deleted:?}")
+    })?;
+    ensure(store(subject.users.user_by_id(&user))?.is_none(), || {
+        "a deleted user is found".to_owned()
+    })?;
+    let again = store(subject.directory.delete_user(&user, &[]))?;
+    ensure(matches!(again, Guarded::NotFound), || {
+        format!("deleting twice: {again:?}")
+    })
+}
+
+pub(super) fn audit_listing(subject: &Subject<'_>) -> CaseResult {
+    let now = clock::now();
+    let (user, _) = new_user(subject)?;
+    for event in ["first", "second", "first"] {
+        store(subject.audit.record(&AuditEvent {
+            event,
+            user_id: Some(&user),
+            session_id: None,
+            ip: "127.0.0.1",
+            user_agent: "conformance",
+            detail: Some("case"),
+            at: now,
+        }))?;
+    }
+    let list = |event: Option<&str>, before: Option<i64>| {
+        store(subject.audit.list(&AuditQuery {
+            user_id: Some(&user),
+            event,
+            before,
+            limit: 10,
+        }))
+    };
+    let all = list(None, None)?;
+    let names: Vec<&str> = all.iter().map(|record| record.event.as_str()).collect();
+    ensure(names == ["first", "second", "first"], || {
+        format!("all: {names:?}")
+    })?;
+    ensure(all.windows(2).all(|pair| pair[0].id > pair[1].id), || {
+        format!("not newest first: {all:?}")
+    })?;
+    let firsts = list(Some("first"), None)?;
+    ensure(firsts.len() == 2, || format!("by event: {firsts:?}"))?;
+    let older = list(None, Some(all[1].id))?;
+    ensure(older.len() == 1 && older[0].id == all[2].id, || {
+        format!("before a cursor: {older:?}")
+    })
+}
