@@ -1,8 +1,11 @@
 // A person at /docs: register through Swagger UI, log in with its
 // Authorize dialog (the OAuth2 password flow), call GET /questions/topics,
-// turn on two-factor sign-in and log in with a code, and keep a
-// screenshot. Usage: node docs.mjs <base-url> <screenshot.png>
+// turn on two-factor sign-in and log in with a code; then, as the admin
+// of `admin_emails` (verified with the link the app printed to its log),
+// list the users and read the audit trail; and keep a screenshot.
+// Usage: node docs.mjs <base-url> <screenshot.png> <admin-email> <app-log>
 import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 // RFC 6238 TOTP (HMAC-SHA-1, 6 digits, 30 s) from Node's own crypto: the
@@ -19,7 +22,7 @@ function totp(base32Secret, step) {
   return String((hash.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
 }
 
-const [baseUrl, screenshot] = process.argv.slice(2);
+const [baseUrl, screenshot, adminEmail, appLog] = process.argv.slice(2);
 const email = `browser-${Date.now()}@example.com`;
 const password = "correct horse battery staple";
 
@@ -104,6 +107,38 @@ try {
     code: totp(enrolment.secret, step + 1),
   });
   if (!verified.startsWith("200")) failures.push(`POST /auth/mfa/verify answered ${verified}`);
+
+  // The administration: the admin registers and proves the address with
+  // the link the app printed (it has no mail_url), then Authorizes.
+  const adminRegistered = await execute("register", "auth", { email: adminEmail, password });
+  if (!adminRegistered.startsWith("201")) failures.push(`admin register answered ${adminRegistered}`);
+  let link = null;
+  for (let i = 0; i < 50 && !link; i++) {
+    const log = readFileSync(appLog, "utf8");
+    const start = log.lastIndexOf(` to ${adminEmail} `);
+    link = start >= 0 ? log.slice(start).match(/verify-email\?token=([A-Za-z0-9_-]+)/)?.[1] : null;
+    if (!link) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const adminVerified = await execute("verifyEmail", "auth", { token: link });
+  if (!adminVerified.startsWith("200")) failures.push(`verifying the admin answered ${adminVerified}`);
+  await page.locator("button.authorize").first().click();
+  for (const logout of await dialog.locator("button", { hasText: "Logout" }).all()) {
+    await logout.click();
+  }
+  await oauth2.locator("#oauth_username").fill(adminEmail);
+  await oauth2.locator("#oauth_password").fill(password);
+  await oauth2.locator("button.authorize").click();
+  await dialog.locator("button", { hasText: "Logout" }).first().waitFor({ timeout: 30_000 });
+  await dialog.locator("button.close-modal").first().click();
+  const [listed, users] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes("/admin/users"), { timeout: 30_000 }),
+    execute("listUsers", "admin"),
+  ]).then(async ([response, status]) => [status, await response.json()]);
+  if (!listed.startsWith("200") || !users.items?.some((user) => user.email === email)) {
+    failures.push(`GET /admin/users answered ${listed} without ${email}`);
+  }
+  const audit = await execute("listAudit", "admin");
+  if (!audit.startsWith("200")) failures.push(`GET /admin/audit answered ${audit}`);
 } finally {
   await browser.close();
 }
@@ -112,5 +147,6 @@ if (failures.length > 0) {
   process.exit(1);
 }
 console.log(
-  `registered, authorized, listed topics, and signed in with a second factor; screenshot in ${screenshot}`,
+  `registered, authorized, listed topics, signed in with a second factor, and listed users and ` +
+    `the audit trail as an admin; screenshot in ${screenshot}`,
 );

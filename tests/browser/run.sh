@@ -15,7 +15,8 @@ root=$(cd ../.. && pwd)
 state=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$root/target/screenshots"
-(cd "$state" && exec "$root/target/debug/spin-auth" --from "$root/spin.toml" --state-dir "$state/.spin" \
+admin="admin-$(date +%s)@example.com"
+(cd "$state" && SPIN_VARIABLE_ADMIN_EMAILS="$admin" exec "$root/target/debug/spin-auth" --from "$root/spin.toml" --state-dir "$state/.spin" \
   --no-build --listen "127.0.0.1:$port") \
   > "$root/target/browser-host.log" 2>&1 &
 host=$!
@@ -24,4 +25,5 @@ for _ in $(seq 1 120); do
   curl -fs "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
   sleep 1
 done
-timeout 300 node docs.mjs "http://127.0.0.1:$port" "$root/target/screenshots/docs.png"
+timeout 300 node docs.mjs "http://127.0.0.1:$port" "$root/target/screenshots/docs.png" \
+  "$admin" "$root/target/browser-host.log"

@@ -11,7 +11,10 @@
   must point at one of the question's choices, turning off two-factor
   sign-in must give the right password, and a second factor needs a live
   mfa_token and a code (from a new account that turns it on, its TOTP
-  code computed here). Negative examples are left
+  code computed here); the administration acts on a new account (not on
+  a random id, which would only ever be a 404), and deleting one's own
+  account is done by a new account with its password. Negative examples
+  are left
   alone. Email links are read from the app's log (SPIN_AUTH_LOG: with no
   mail_url, the app prints the messages it keeps there).
 """
@@ -137,6 +140,21 @@ def mfa_case():
     return challenge.json()["mfa_token"], confirmed.json()["recovery_codes"][0]
 
 
+def fresh_user():
+    """A new account, signed in: (id, password, access token)."""
+    address = f"st-user-{secrets.token_hex(8)}@example.com"
+    password = strong_password()
+    registered = requests.post(
+        f"{BASE_URL}/auth/register", json={"email": address, "password": password}, timeout=30
+    )
+    registered.raise_for_status()
+    login = requests.post(
+        f"{BASE_URL}/auth/login", json={"email": address, "password": password}, timeout=30
+    )
+    login.raise_for_status()
+    return registered.json()["id"], password, login.json()["access_token"]
+
+
 def is_integral(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
 
@@ -145,11 +163,19 @@ def is_integral(value):
 def map_case(context, case):
     if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
         return case
+    label = case.operation.label
+    if label in ("GET /admin/users/{id}", "PATCH /admin/users/{id}", "DELETE /admin/users/{id}"):
+        case.path_parameters = {**(case.path_parameters or {}), "id": fresh_user()[0]}
     body = case.body
     if not isinstance(body, dict):
         return case
-    label = case.operation.label
-    if label == "POST /auth/register" and isinstance(body.get("password"), str):
+    if label == "DELETE /auth/me" and isinstance(body.get("current_password"), str):
+        # A new account deletes itself (the admin is the last admin, and
+        # deleting it would end the run).
+        _, password, token = fresh_user()
+        body["current_password"] = password
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+    elif label == "POST /auth/register" and isinstance(body.get("password"), str):
         body["password"] = strong_password()
     elif label == "POST /auth/password" and isinstance(body.get("new_password"), str):
         # The admin's own password, kept, so the run can log in again.

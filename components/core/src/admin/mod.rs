@@ -56,14 +56,12 @@ pub fn list_users(
     after: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<User>, bool), ApiError> {
-    let mut users = stores.directory.list_users(&UserPage {
+    let users = stores.directory.list_users(&UserPage {
         prefix,
         after,
         limit: limit + 1,
     })?;
-    let more = users.len() > limit;
-    users.truncate(limit);
-    Ok((users, more))
+    Ok(page(users, limit))
 }
 
 /// Changes a user's roles or whether the account is disabled; disabling
@@ -139,13 +137,19 @@ pub fn list_audit(
     stores: AuthStores<'_>,
     query: &AuditQuery<'_>,
 ) -> Result<(Vec<AuditRecord>, bool), ApiError> {
-    let mut events = stores.audit.list(&AuditQuery {
+    let events = stores.audit.list(&AuditQuery {
         limit: query.limit + 1,
         ..*query
     })?;
-    let more = events.len() > query.limit;
-    events.truncate(query.limit);
-    Ok((events, more))
+    Ok(page(events, query.limit))
+}
+
+/// The first `limit` of `items` (fetched one over the limit), and whether
+/// there were more.
+fn page<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    (items, more)
 }
 
 #[cfg(test)]

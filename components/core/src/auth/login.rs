@@ -163,31 +163,26 @@ pub fn sign_in(
             eprintln!("cannot upgrade a password hash: {error}");
         }
     }
-    if user.disabled {
-        let detail = Some("the account is disabled");
+    let refusal = if user.disabled {
+        Some((ApiError::AccountDisabled, "the account is disabled"))
+    } else if settings.require_verified_email && !user.email_verified {
+        let detail = "the email address is not verified";
+        Some((ApiError::EmailNotVerified, detail))
+    } else {
+        None
+    };
+    if let Some((error, detail)) = refusal {
+        let (user_id, detail) = (Some(user.id.as_str()), Some(detail));
         audit(
             stores.audit,
             "login_refused",
-            Some(&user.id),
+            user_id,
             None,
             client,
             detail,
             now,
         );
-        return Err(ApiError::AccountDisabled);
-    }
-    if settings.require_verified_email && !user.email_verified {
-        let detail = Some("the email address is not verified");
-        audit(
-            stores.audit,
-            "login_refused",
-            Some(&user.id),
-            None,
-            client,
-            detail,
-            now,
-        );
-        return Err(ApiError::EmailNotVerified);
+        return Err(error);
     }
     if user.mfa_enabled {
         // Bound to this login: to this account and the password version

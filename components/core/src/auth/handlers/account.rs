@@ -1,7 +1,9 @@
 //! The signed-in user's own account: who they are, their sessions, their
 //! password; and the service's health.
 
-use super::{AuthService, ClientInfo, account_gone, cleared_cookie, deliver_after_response};
+use super::{
+    AuthService, ClientInfo, account_gone, cleared_cookie, current_password, deliver_after_response,
+};
 use crate::api_types::{HealthBody, HealthChecks, SessionBody, UserBody};
 use crate::auth::account::{
     ChangePassword, DeleteAccount, change_password as change, delete_account,
@@ -89,11 +91,7 @@ pub fn change_password(service: &AuthService, request: &Request) -> Result<Respo
 /// password, and clears the refresh cookie.
 pub fn delete_me(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
     let claims = authenticate(service, request)?;
-    let mut fields = request.json_object()?;
-    let current = fields.string("current_password");
-    fields.finish()?;
-    let current = Password::for_login(&current.unwrap_or_default())
-        .map_err(|reason| ApiError::invalid("current_password", reason))?;
+    let current = current_password(request)?;
     let client = ClientInfo::of(service, request);
     let command = DeleteAccount {
         user_id: &claims.user_id,

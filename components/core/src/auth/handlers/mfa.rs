@@ -7,10 +7,10 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::sign_in::signed_in_response;
-use super::{AuthService, ClientInfo};
+use super::{AuthService, ClientInfo, current_password};
 use crate::auth::second_factor::{self, Verify};
 use crate::clock;
-use crate::domain::{Password, User};
+use crate::domain::User;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::service::{authenticate, random_secret};
@@ -102,11 +102,7 @@ pub fn confirm_totp(service: &AuthService, request: &Request) -> Result<Response
 /// `DELETE /auth/mfa/totp` `{current_password}`: turns TOTP off.
 pub fn disable_totp(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
     let user = service.caller(request)?;
-    let mut fields = request.json_object()?;
-    let current = fields.string("current_password");
-    fields.finish()?;
-    let current = Password::for_login(&current.unwrap_or_default())
-        .map_err(|reason| ApiError::invalid("current_password", reason))?;
+    let current = current_password(request)?;
     let client = ClientInfo::of(service, request);
     second_factor::disable(
         service.use_case_stores().sign_in(),

@@ -72,6 +72,16 @@ fn role_names(roles: &[Role]) -> Vec<String> {
     roles.iter().map(|r| r.as_str().to_owned()).collect()
 }
 
+/// The body `{current_password}` of a route that asks for the password
+/// again (checked for length only).
+fn current_password(request: &Request) -> Result<crate::domain::Password, ApiError> {
+    let mut fields = request.json_object()?;
+    let current = fields.string("current_password");
+    fields.finish()?;
+    crate::domain::Password::for_login(&current.unwrap_or_default())
+        .map_err(|reason| ApiError::invalid("current_password", reason))
+}
+
 /// The account behind a verified access token is gone.
 fn account_gone() -> ApiError {
     ApiError::InvalidToken("the account no longer exists")
