@@ -4,6 +4,10 @@
 
 ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT 'user';
 
+-- 1 when an admin took `admin` away from an address admin_emails lists:
+-- the configuration grants it again only at the next login.
+ALTER TABLE users ADD COLUMN admin_withheld BIGINT NOT NULL DEFAULT 0;
+
 ALTER TABLE users ADD COLUMN disabled_at BIGINT;
 
 ALTER TABLE users ADD COLUMN last_login_at BIGINT;

@@ -241,12 +241,8 @@ pub fn delete_user(
 /// paging never shift a page.
 pub fn list_audit(service: &AdminService, request: &Request) -> Result<Response, ApiError> {
     Caller::of(service, request)?;
-    let user_id = match filter(request, "user_id")? {
-        Some(id) => {
-            Some(parse_id(&id).ok_or_else(|| ApiError::invalid("user_id", "must be a user id"))?)
-        }
-        None => None,
-    };
+    // Exact: an id that is no one's (or not an id at all) matches nothing.
+    let user_id = filter(request, "user_id")?;
     let event = filter(request, "event")?;
     let limit = limit(request)?;
     let before = match filter(request, "cursor")? {

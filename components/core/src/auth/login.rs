@@ -233,6 +233,12 @@ pub(super) fn start_session(
     client: Client<'_>,
     now: Timestamp,
 ) -> Result<SignedIn, ApiError> {
+    // `admin_emails` grants `admin` at every login, even where an admin
+    // took it away since the last one (recorded below, with the login).
+    let user = User {
+        admin_withheld: false,
+        ..user
+    };
     let roles = roles_for(&user, &settings.admin_emails);
     let session_id = crate::random::uuid().to_string();
     let refresh_token = RefreshToken::generate();

@@ -78,6 +78,7 @@ pub fn register(
         email_verified: false,
         mfa_enabled: false,
         granted_roles: vec![Role::User],
+        admin_withheld: false,
         disabled: false,
         last_login_at: None,
     };

@@ -9,7 +9,7 @@ pub type UserId = String;
 
 /// What a user may do. Every user has `User`; `Admin` is granted by an
 /// admin (kept with the user) or by the `admin_emails` variable (the
-/// bootstrap, effective at the next login).
+/// bootstrap: at every login, for as long as the address is listed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -39,10 +39,11 @@ impl Role {
 
 /// The roles of `user`: those granted to them, and `admin` if the address
 /// is in `admin_emails` and verified (so registering a listed address
-/// before its owner does grants nothing). Always `user`; in
-/// [`Role::ALL`]'s order.
+/// before its owner does grants nothing), unless an admin took it away
+/// since the last login. Always `user`; in [`Role::ALL`]'s order.
 pub fn roles_for(user: &User, admin_emails: &[Email]) -> Vec<Role> {
-    let configured = user.email_verified && admin_emails.contains(&user.email);
+    let configured =
+        user.email_verified && !user.admin_withheld && admin_emails.contains(&user.email);
     Role::ALL
         .into_iter()
         .filter(|role| {
@@ -117,6 +118,9 @@ pub struct User {
     /// The roles an admin granted (always with `user`); see [`roles_for`]
     /// for the roles in force.
     pub granted_roles: Vec<Role>,
+    /// Whether an admin took `admin` away since the last login: until the
+    /// next one, `admin_emails` does not grant it.
+    pub admin_withheld: bool,
     /// Whether an admin disabled the account: no login, no session.
     pub disabled: bool,
     /// The last successful login, if any.

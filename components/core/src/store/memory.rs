@@ -76,6 +76,7 @@ impl UserStore for MemoryStore {
             email_verified: false,
             mfa_enabled: false,
             granted_roles: vec![crate::domain::Role::User],
+            admin_withheld: false,
             disabled: false,
             last_login_at: None,
         };
@@ -140,6 +141,7 @@ impl UserStore for MemoryStore {
     fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()> {
         if let Some((user, _)) = self.users.borrow_mut().get_mut(id) {
             user.last_login_at = Some(now);
+            user.admin_withheld = false;
         }
         Ok(())
     }

@@ -160,7 +160,8 @@ pub trait UserStore {
     fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
     /// Records that the owner proved the address (kept if it already was).
     fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()>;
-    /// Records a successful login.
+    /// Records a successful login, which also ends a withholding of
+    /// `admin` (see [`User::admin_withheld`]).
     fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()>;
 }
 
@@ -179,7 +180,9 @@ pub struct UserPage<'a> {
 /// What an admin changes about a user; `None` keeps the field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserChange {
-    /// The granted roles (`user` is added if missing).
+    /// The granted roles (`user` is added if missing). Without `admin`,
+    /// `admin` is also withheld from an address `admin_emails` lists,
+    /// until its next login.
     pub roles: Option<Vec<Role>>,
     /// Whether the account is disabled.
     pub disabled: Option<bool>,

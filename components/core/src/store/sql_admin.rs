@@ -3,7 +3,7 @@
 //! listing.
 
 use crate::clock::Timestamp;
-use crate::domain::{Email, User, is_active_admin, leaves_an_admin, role_list};
+use crate::domain::{Email, Role, User, is_active_admin, leaves_an_admin, role_list};
 use crate::store::sql::{Dialect, Row, SqlStore, SqlValue};
 use crate::store::sql_users::{USER_COLUMNS, user_from_row};
 use crate::store::{
@@ -153,6 +153,7 @@ impl UserDirectory for SqlStore {
             let was_disabled = user.disabled;
             if let Some(roles) = &change.roles {
                 user.granted_roles = crate::domain::parse_role_list(&role_list(roles));
+                user.admin_withheld = !roles.contains(&Role::Admin);
             }
             if let Some(disabled) = change.disabled {
                 user.disabled = disabled;
@@ -166,6 +167,7 @@ impl UserDirectory for SqlStore {
                 id.into(),
                 role_list(&user.granted_roles).as_str().into(),
                 now.into(),
+                i64::from(user.admin_withheld).into(),
             ];
             let disabling = match (was_disabled, user.disabled) {
                 (false, true) => ", disabled_at = $3, credential_version = credential_version + 1",
@@ -173,7 +175,10 @@ impl UserDirectory for SqlStore {
                 _ => "",
             };
             store.execute(
-                &format!("UPDATE users SET roles = $2, updated_at = $3{disabling} WHERE id = $1"),
+                &format!(
+                    "UPDATE users SET roles = $2, updated_at = $3, admin_withheld = $4{disabling} \
+                     WHERE id = $1"
+                ),
                 &params,
             )?;
             Ok(store

@@ -21,6 +21,7 @@ pub(super) fn user_from_row(row: &Row) -> anyhow::Result<User> {
         granted_roles: parse_role_list(&row.text(7)?),
         disabled: row.optional_int(8)?.is_some(),
         last_login_at: row.optional_int(9)?,
+        admin_withheld: row.int(10)? != 0,
     })
 }
 
@@ -28,9 +29,9 @@ pub(super) fn user_from_row(row: &Row) -> anyhow::Result<User> {
 /// was turned on (null when it is off or still pending).
 pub(super) const USER_COLUMNS: &str = "id, email, first_name, last_name, created_at, \
      email_verified_at, (SELECT enabled_at FROM user_totp WHERE user_totp.user_id = users.id), \
-     roles, disabled_at, last_login_at";
+     roles, disabled_at, last_login_at, admin_withheld";
 /// How many columns [`USER_COLUMNS`] has.
-pub(super) const USER_COLUMN_COUNT: usize = 10;
+pub(super) const USER_COLUMN_COUNT: usize = 11;
 
 impl UserStore for SqlStore {
     fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
@@ -112,7 +113,7 @@ impl UserStore for SqlStore {
 
     fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()> {
         self.execute(
-            "UPDATE users SET last_login_at = $2 WHERE id = $1",
+            "UPDATE users SET last_login_at = $2, admin_withheld = 0 WHERE id = $1",
             &[id.into(), now.into()],
         )?;
         Ok(())

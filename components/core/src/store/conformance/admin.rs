@@ -103,15 +103,22 @@ pub(super) fn changes_keep_an_admin(subject: &Subject<'_>) -> CaseResult {
     ensure(matches!(&enabled, Guarded::Done(u) if !u.disabled), || {
         format!("enabling: {enabled:?}")
     })?;
-    // Leave no admin behind: with `a` an admin by configuration, both
-    // grants can go.
-    store(subject.users.mark_email_verified(&a, now))?;
-    let a_email = store(subject.users.user_by_id(&a))?.ok_or("no user")?.email;
-    let configured = std::slice::from_ref(&a_email);
+    // Leave no admin behind: with a third user an admin by configuration,
+    // both grants can go.
+    let (c, c_email) = new_user(subject)?;
+    store(subject.users.mark_email_verified(&c, now))?;
+    let configured = std::slice::from_ref(&c_email);
     for id in [&a, &b] {
         let outcome = store(directory.change_user(id, &user(), configured, now))?;
         expect(outcome, false, "dropping a grant beside a configured admin")?;
     }
+    // Taking `admin` from the configured admin withholds it (until a login).
+    let withheld = store(directory.change_user(&c, &user(), configured, now))?;
+    expect(
+        withheld,
+        true,
+        "withholding admin from the only (configured) admin",
+    )?;
     let unknown = store(directory.change_user(&fresh_id(), &user(), none, now))?;
     ensure(matches!(unknown, Guarded::NotFound), || {
         format!("an unknown user: {unknown:?}")

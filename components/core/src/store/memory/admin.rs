@@ -4,7 +4,9 @@
 
 use super::MemoryStore;
 use crate::clock::Timestamp;
-use crate::domain::{Email, User, is_active_admin, leaves_an_admin, parse_role_list, role_list};
+use crate::domain::{
+    Email, Role, User, is_active_admin, leaves_an_admin, parse_role_list, role_list,
+};
 use crate::store::{Guarded, StoreResult, UserChange, UserDirectory, UserPage};
 
 impl MemoryStore {
@@ -47,6 +49,7 @@ impl UserDirectory for MemoryStore {
         let was_disabled = user.disabled;
         if let Some(roles) = &change.roles {
             user.granted_roles = parse_role_list(&role_list(roles));
+            user.admin_withheld = !roles.contains(&Role::Admin);
         }
         if let Some(disabled) = change.disabled {
             user.disabled = disabled;
