@@ -114,8 +114,9 @@ async fn leaving_traces(app: &TestApp, admin: &Admin, email: &str) -> Leaver {
         .post_json("/auth/password/forgot", json!({"email": email}), None)
         .await;
     assert_eq!(forgot.status, 202, "{}", forgot.text);
-    let reset_token =
-        link_from_log(app, email, "/reset-password").expect("a reset link in the log");
+    let reset_token = link_from_log(app, email, "/reset-password")
+        .await
+        .expect("a reset link in the log");
     Leaver {
         id,
         email: email.to_owned(),
@@ -128,11 +129,20 @@ async fn leaving_traces(app: &TestApp, admin: &Admin, email: &str) -> Leaver {
 }
 
 /// The token of the newest `path` link mailed to `email` (printed to the
-/// log, as the app has no `mail_url`).
-fn link_from_log(app: &TestApp, email: &str, path: &str) -> Option<String> {
-    let log = app.log_text();
-    let start = log.rfind(&format!(" to {email} (kept in the outbox"))?;
-    crate::mail_sink::link_token(&log[start..], path)
+/// log, as the app has no `mail_url`), waiting up to five seconds: a reset
+/// link is sent after the response.
+async fn link_from_log(app: &TestApp, email: &str, path: &str) -> Option<String> {
+    for _ in 0..50 {
+        let log = app.log_text();
+        let found = log
+            .rfind(&format!(" to {email} (kept in the outbox"))
+            .and_then(|start| crate::mail_sink::link_token(&log[start..], path));
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
 }
 
 /// Every place, but the audit trail, where the app's stores hold one of
