@@ -228,4 +228,37 @@ if admin:
     check(topic["answered"] == 1 and topic["correct"] == 1, "the topic counts the caller's answer")
     status, _, body = call("GET", "/questions/topics/no-such-topic/questions", headers=user_bearer)
     check(status == 404 and json.loads(body)["code"] == "not_found", "an unknown topic is 404 not_found")
+
+    # The administration.
+    status, _, body = call("GET", "/admin/users", headers=user_bearer)
+    check(status == 403 and json.loads(body)["code"] == "forbidden", "a user cannot list users")
+    status, _, body = call("GET", "/admin/users?query=" + urllib.parse.quote(email) + "&limit=5", headers=admin_bearer)
+    page = json.loads(body)
+    check(status == 200 and [u["email"] for u in page["items"]] == [email], "an admin finds the user by email prefix")
+    user_id = page["items"][0]["id"]
+    check(page["items"][0]["disabled"] is False and page["items"][0]["last_login_at"], "the listing shows disabled and the last login")
+    status, _, body = call("PATCH", f"/admin/users/{user_id}", {"disabled": True}, headers=admin_bearer)
+    check(status == 200 and json.loads(body)["disabled"] is True, "an admin disables the account")
+    status, _, body = call("GET", "/auth/me", headers=user_bearer)
+    check(status == 401 and json.loads(body)["code"] == "invalid_token", "a disabled user's access token stops at once")
+    status, _, body = call("POST", "/auth/login", {"email": email, "password": new_password})
+    check(status == 403 and json.loads(body)["code"] == "account_disabled", "a disabled account cannot log in")
+    status, _, body = call("PATCH", f"/admin/users/{user_id}", {"disabled": False}, headers=admin_bearer)
+    check(status == 200 and json.loads(body)["disabled"] is False, "an admin enables it again")
+    admin_id = claims(admin_bearer["authorization"].split()[1])["sub"]
+    status, _, body = call("PATCH", f"/admin/users/{admin_id}", {"roles": ["user"]}, headers=admin_bearer)
+    check(status == 409 and json.loads(body)["code"] == "last_admin", "the last admin keeps the role")
+    status, _, body = call("GET", f"/admin/audit?user_id={user_id}&event=admin_user_updated", headers=admin_bearer)
+    events = json.loads(body)["items"]
+    check(status == 200 and len(events) == 2 and admin_id in events[0]["detail"], "the audit trail names the admin")
+    status, _, body = call("POST", "/auth/login", {"email": email, "password": new_password})
+    user_bearer = {"authorization": f"Bearer {json.loads(body)['access_token']}"}
+    status, _, body = call("DELETE", "/auth/me", {"current_password": "not the password"}, headers=user_bearer)
+    check(status == 401 and json.loads(body)["code"] == "invalid_credentials", "deleting oneself needs the password")
+    status, headers, _ = call("DELETE", "/auth/me", {"current_password": new_password}, headers=user_bearer)
+    check(status == 204 and "Max-Age=0" in (headers.get("set-cookie") or ""), "a user deletes their account")
+    status, _, body = call("GET", f"/admin/users/{user_id}", headers=admin_bearer)
+    check(status == 404 and json.loads(body)["code"] == "not_found", "the deleted account is gone")
+    status, _, _ = call("POST", "/auth/login", {"email": email, "password": new_password})
+    check(status == 401, "the deleted account cannot log in")
 print("smoke test passed")

@@ -17,6 +17,7 @@ fi
 
 scripts/build-component.sh auth
 scripts/build-component.sh questions
+scripts/build-component.sh admin
 
 database_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 redis_url="${TEST_REDIS_URL:-redis://127.0.0.1:6379}"
