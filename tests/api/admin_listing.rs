@@ -158,8 +158,9 @@ async fn a_user_is_read_by_id_and_unknown_users_are_404(backend: Backend) {
     assert_eq!(get_user(&app, &admin.token, &id).await.json(), item);
 }
 
-/// `limit` outside 1..=100 or not a number, and a cursor the service did
-/// not make, are 422 naming the parameter, on both listings.
+/// `limit` outside 1..=100 or not a number, a cursor with a control
+/// character, and (for the audit trail, whose cursor is an event id) one
+/// that is no id, are 422 naming the parameter, on both listings.
 async fn bad_limits_and_cursors_name_the_field_at_fault(backend: Backend) {
     let (app, admin) = app_with_admin(backend).await;
     for route in ["/admin/users", "/admin/audit"] {
@@ -168,8 +169,16 @@ async fn bad_limits_and_cursors_name_the_field_at_fault(backend: Backend) {
             ("limit=101", "limit"),
             ("limit=-1", "limit"),
             ("limit=x", "limit"),
+            ("cursor=%01", "cursor"),
+            ("query=a%00b", "query"),
             ("cursor=not-a-cursor", "cursor"),
         ] {
+            // A user listing's cursor is the last email seen: any text
+            // is a place to go on from; `query` is the users' alone.
+            let users = route == "/admin/users";
+            if (users && query == "cursor=not-a-cursor") || (!users && field == "query") {
+                continue;
+            }
             let reply = app
                 .get(&format!("{route}?{query}"), Some(&admin.token))
                 .await;
