@@ -50,7 +50,13 @@ try {
   // Runs an operation with "Try it out" and returns the status it shows.
   async function execute(operationId, tag, body) {
     const block = page.locator(`#operations-${tag}-${operationId}`);
-    await block.locator(".opblock-summary").first().click();
+    // Open it, unless an earlier call left it open with its last response.
+    if (await block.evaluate((element) => element.classList.contains("is-open"))) {
+      const clear = block.locator("button.btn-clear");
+      if ((await clear.count()) > 0) await clear.first().click();
+    } else {
+      await block.locator(".opblock-summary").first().click();
+    }
     // The page enables "Try it out" for every operation; click it if not.
     const tryOut = block.getByRole("button", { name: "Try it out" });
     if ((await tryOut.count()) > 0) {
