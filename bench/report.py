@@ -1,8 +1,9 @@
 """Turns the benchmark's raw outputs into the README's tables.
 
 Usage: report.py <results-dir>
-Reads wrk-<route>-<connections>.txt, timelines.log, argon2-native.txt and
-machine.txt from the folder, prints markdown.
+Reads wrk-<route>-<connections>.txt, wal-<route>-<connections>.txt,
+timelines.log, argon2-native.txt and machine.txt from the folder, prints
+markdown.
 """
 
 import json
@@ -31,20 +32,29 @@ def wrk(path):
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
-    return rps, micros(percentiles["50"]), micros(percentiles["99"]), micros(latency.group(3)), errors
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
+    return rps, micros(percentiles["50"]), micros(percentiles["99"]), micros(latency.group(3)), errors, requests
+
+
+def wal_per_request(route, connections, requests):
+    """PostgreSQL WAL flushes per request during the run, as text."""
+    path = results / f"wal-{route}-{connections}.txt"
+    if not path.exists() or requests == 0:
+        return "n/a"
+    return f"{int(path.read_text()) / requests:.3f}"
 
 
 print(results.joinpath("machine.txt").read_text().strip())
 print()
-print("| Route | Connections | Requests/s | p50 | p99 | max | Errors |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+print("| Route | Connections | Requests/s | p50 | p99 | max | Errors | WAL flushes/request |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 total_errors = 0
 for route in ["notfound", "health", "topics", "refresh", "login"]:
     for connections in [1, 8, 32]:
         path = results / f"wrk-{route}-{connections}.txt"
         if not path.exists():
             continue
-        rps, p50, p99, peak, errors = wrk(path)
+        rps, p50, p99, peak, errors, requests = wrk(path)
         # The 404 route answers 404 by design: not an error.
         if route != "notfound":
             total_errors += errors
@@ -56,7 +66,8 @@ for route in ["notfound", "health", "topics", "refresh", "login"]:
             "login": "`POST /auth/login`",
         }[route]
         shown = "n/a" if route == "notfound" else errors
-        print(f"| {label} | {connections} | {rps:,.0f} | {show(p50)} | {show(p99)} | {show(peak)} | {shown} |")
+        wal = wal_per_request(route, connections, requests)
+        print(f"| {label} | {connections} | {rps:,.0f} | {show(p50)} | {show(p99)} | {show(peak)} | {shown} | {wal} |")
 print()
 
 timelines = [

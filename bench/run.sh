@@ -15,7 +15,7 @@ rm -f "$out"/wrk-*.txt "$out"/timelines.log
 command -v wrk > /dev/null || apt-get install -y -q wrk > /dev/null
 echo "==> building (release)"
 cargo build --release --quiet
-cargo build --release --quiet --target wasm32-wasip1 -p auth -p questions -p host-fixture
+cargo build --release --quiet --target wasm32-wasip1 -p auth -p questions -p admin -p host-fixture
 cargo build --release --quiet --example argon2
 cargo build --release --quiet -p spin-auth-core --example jwt
 
@@ -70,12 +70,19 @@ psql -q -h 127.0.0.1 -U postgres -d "$database" -c "
   INSERT INTO questions (id, topic_id, prompt, choices, answer_index, created_at)
     SELECT 'q' || n, 't1', 'Question ' || n, '[\"a\",\"b\"]', 0, 0 FROM generate_series(1, 20) n;"
 
+# WAL flushes of the whole PostgreSQL server (pg_stat_wal.wal_sync): the
+# difference across a run, over its requests, is the flushes per request
+# (the machine is otherwise quiet; anything else writing adds to it).
+wal_syncs() { psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT wal_sync FROM pg_stat_wal"; }
 run_wrk() {
   local route=$1 connections=$2; shift 2
   local threads=$(( connections < 2 ? connections : 2 ))
   [ "$route" = refresh ] && threads=$connections
   echo "==> $route, $connections connection(s)"
+  local before
+  before=$(wal_syncs)
   wrk --latency -t "$threads" -c "$connections" -d "${seconds}s" "$@" > "$out/wrk-$route-$connections.txt"
+  echo $(( $(wal_syncs) - before )) > "$out/wal-$route-$connections.txt"
 }
 
 for connections in 1 8 32; do

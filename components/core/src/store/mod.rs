@@ -425,7 +425,10 @@ pub struct AuditQuery<'a> {
     pub limit: usize,
 }
 
-/// The audit trail.
+/// The audit trail. On PostgreSQL an event's commit does not wait for the
+/// disk: a crash can lose the last fraction of a second of events (at most
+/// about three times `wal_writer_delay`), never a session, a token or a
+/// password, whose writes commit durably as before.
 pub trait AuditLog {
     /// Appends an event.
     fn record(&self, event: &AuditEvent<'_>) -> StoreResult<()>;

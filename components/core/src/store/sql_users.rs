@@ -112,8 +112,13 @@ impl UserStore for SqlStore {
     }
 
     fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        // The time of a login may be lost in a crash; the login may not wait
+        // for the disk for it.
+        let (relaxed, from) = self.dialect().relaxed_commit();
         self.execute(
-            "UPDATE users SET last_login_at = $2, admin_withheld = 0 WHERE id = $1",
+            &format!(
+                "{relaxed}UPDATE users SET last_login_at = $2, admin_withheld = 0{from} WHERE id = $1"
+            ),
             &[id.into(), now.into()],
         )?;
         Ok(())
@@ -131,9 +136,15 @@ impl UserStore for SqlStore {
 
 impl AuditLog for SqlStore {
     fn record(&self, event: &AuditEvent<'_>) -> StoreResult<()> {
+        // An event may be lost in a crash (the last fraction of a second's);
+        // the request it records may not wait for the disk for it.
+        let (relaxed, from) = self.dialect().relaxed_commit();
         self.execute(
-            "INSERT INTO audit_events (at, event, user_id, session_id, ip, user_agent, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &format!(
+                "{relaxed}INSERT INTO audit_events \
+                 (at, event, user_id, session_id, ip, user_agent, detail) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7{from}"
+            ),
             &[
                 event.at.into(),
                 event.event.into(),
