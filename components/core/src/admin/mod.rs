@@ -18,7 +18,7 @@ use crate::auth::login::{Client, audit};
 use crate::clock::Timestamp;
 use crate::domain::{Email, Role, User, is_active_admin, roles_for};
 use crate::error::ApiError;
-use crate::store::{AuditQuery, AuditRecord, UserChange, UserPage};
+use crate::store::{AuditLog, AuditQuery, AuditRecord, UserChange, UserPage};
 
 /// Who acts: an admin, from one of their sessions.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +29,14 @@ pub struct Actor<'a> {
     pub session_id: &'a str,
     /// Where it came from.
     pub client: Client<'a>,
+}
+
+impl Actor<'_> {
+    /// Records `event`, done by this admin to user `target`.
+    fn audit(&self, log: &dyn AuditLog, event: &str, target: &str, detail: &str, now: Timestamp) {
+        let (target, sid) = (Some(target), Some(self.session_id));
+        audit(log, event, target, sid, self.client, Some(detail), now);
+    }
 }
 
 /// The caller, if they are an active admin now: 403 otherwise.
@@ -94,17 +102,7 @@ pub fn change_user(
         roles.join(","),
         user.disabled,
     );
-    let event = "admin_user_updated";
-    let (target, sid) = (Some(user.id.as_str()), Some(actor.session_id));
-    audit(
-        stores.audit,
-        event,
-        target,
-        sid,
-        actor.client,
-        Some(&detail),
-        now,
-    );
+    actor.audit(stores.audit, "admin_user_updated", &user.id, &detail, now);
     Ok(user)
 }
 
@@ -118,17 +116,7 @@ pub fn delete_user(
 ) -> Result<(), ApiError> {
     erase(stores, admin_emails, user_id)?;
     let detail = format!("by {}", actor.admin_id);
-    let (target, sid) = (Some(user_id), Some(actor.session_id));
-    let event = "admin_user_deleted";
-    audit(
-        stores.audit,
-        event,
-        target,
-        sid,
-        actor.client,
-        Some(&detail),
-        now,
-    );
+    actor.audit(stores.audit, "admin_user_deleted", user_id, &detail, now);
     Ok(())
 }
 
