@@ -236,7 +236,7 @@ pub fn list_audit(service: &AdminService, request: &Request) -> Result<Response,
             cursor
                 .parse::<i64>()
                 .ok()
-                .filter(|id| *id > 0 && cursor.bytes().all(|b| b.is_ascii_digit()))
+                .filter(|_| cursor.len() <= 18 && cursor.bytes().all(|b| b.is_ascii_digit()))
                 .ok_or_else(invalid_cursor)?,
         ),
         None => None,

@@ -88,21 +88,22 @@ pub fn change_user(
             .directory
             .change_user(user_id, change, admin_emails, now)?,
     )?;
-    let mut revoked = 0;
-    if user.disabled {
-        revoked = stores.sessions.revoke_all_sessions(&user.id, None)?;
-    }
     let roles: Vec<&str> = roles_for(&user, admin_emails)
         .into_iter()
         .map(Role::as_str)
         .collect();
     let detail = format!(
-        "by {}; roles {}; disabled {}; sessions revoked {revoked}",
+        "by {}; roles {}; disabled {}",
         actor.admin_id,
         roles.join(","),
         user.disabled,
     );
+    // Audited once the change is in, whether or not ending the sessions
+    // (below) succeeds.
     actor.audit(stores.audit, "admin_user_updated", &user.id, &detail, now);
+    if user.disabled {
+        stores.sessions.revoke_all_sessions(&user.id, None)?;
+    }
     Ok(user)
 }
 

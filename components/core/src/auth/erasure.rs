@@ -14,9 +14,10 @@ use crate::store::Guarded;
 ///
 /// Order: the last-admin rule is checked first, so a refusal touches
 /// nothing; then the sessions end, so every token stops working at once;
-/// then the rows go, in one transaction that checks the rule again. A
-/// failure part-way leaves the account signed out but whole, and the same
-/// request retried finishes the job.
+/// then the rows go, in one transaction that checks the rule again; then
+/// the sessions are swept once more. A failure before the rows go leaves
+/// the account signed out but whole, and the same request retried (after
+/// signing in again, for the account's own) finishes the job.
 pub fn erase(
     stores: AuthStores<'_>,
     admin_emails: &[Email],
@@ -25,6 +26,10 @@ pub fn erase(
     guarded(stores.directory.deletable(user_id, admin_emails)?)?;
     stores.sessions.forget_user(user_id)?;
     let user = guarded(stores.directory.delete_user(user_id, admin_emails)?)?;
+    // A login that checked the account before the rows went may have
+    // started a session since the first sweep; one that checks after finds
+    // no account and ends its own.
+    stores.sessions.forget_user(user_id)?;
     for key in counters_naming(&user.id, user.email.as_str()) {
         if let Err(error) = stores.counters.clear(&key) {
             // They lapse with their window; the account is gone either way.

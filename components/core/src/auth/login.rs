@@ -264,6 +264,22 @@ pub(super) fn start_session(
     let current = stores.users.credentials(&user.id)?;
     if current.as_ref().map(|c| c.version) != Some(checked_version) {
         stores.sessions.revoke_session(&user.id, &session_id)?;
+        // Disabling bumps the version too: say which it was.
+        let now_user = stores.users.user_by_id(&user.id)?;
+        if now_user.is_some_and(|user| user.disabled) {
+            let detail = Some("the account was disabled while the login was checked");
+            let (user_id, sid) = (Some(user.id.as_str()), Some(session_id.as_str()));
+            audit(
+                stores.audit,
+                "login_refused",
+                user_id,
+                sid,
+                client,
+                detail,
+                now,
+            );
+            return Err(ApiError::AccountDisabled);
+        }
         let detail = Some("the password changed while the login was checked");
         audit(
             stores.audit,

@@ -40,36 +40,36 @@ impl SqlStore {
         }
     }
 
-    /// The user `id`, locked until the transaction ends.
-    fn locked_user(&self, id: &str) -> StoreResult<Option<User>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id = $1{}",
-            self.dialect().for_update()
-        );
-        Ok(users_from(&self.query(&sql, &[id.into()])?)?.pop())
-    }
-
-    /// The active admins, locked until the transaction ends: a concurrent
-    /// change to any of them waits, then sees this one's outcome.
-    fn locked_admins(&self, admin_emails: &[Email]) -> StoreResult<Vec<User>> {
-        let mut params: Vec<SqlValue> = Vec::new();
+    /// The active admins and the user `id`, locked until the transaction
+    /// ends, in one statement and in id order (so two changes never lock
+    /// the same rows in opposite orders): a concurrent change to any of
+    /// them waits, then sees this one's outcome.
+    fn locked_admins_and(
+        &self,
+        id: &str,
+        admin_emails: &[Email],
+    ) -> StoreResult<(Vec<User>, Option<User>)> {
+        let mut params: Vec<SqlValue> = vec![id.into()];
         let mut condition = "roles LIKE '%admin%'".to_owned();
         if !admin_emails.is_empty() {
-            let placeholders: Vec<String> =
-                (1..=admin_emails.len()).map(|n| format!("${n}")).collect();
+            let placeholders: Vec<String> = (2..=admin_emails.len() + 1)
+                .map(|n| format!("${n}"))
+                .collect();
             condition = format!("{condition} OR email IN ({})", placeholders.join(", "));
             params.extend(admin_emails.iter().map(|email| email.as_str().into()));
         }
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE disabled_at IS NULL AND ({condition}) \
-             ORDER BY id{}",
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE id = $1 OR (disabled_at IS NULL AND ({condition})) ORDER BY id{}",
             self.dialect().for_update()
         );
-        let candidates = users_from(&self.query(&sql, &params)?)?;
-        Ok(candidates
+        let rows = users_from(&self.query(&sql, &params)?)?;
+        let target = rows.iter().find(|user| user.id == id).cloned();
+        let admins = rows
             .into_iter()
             .filter(|user| is_active_admin(user, admin_emails))
-            .collect())
+            .collect();
+        Ok((admins, target))
     }
 
     /// The audit listing (see [`crate::store::AuditLog::list`]).
@@ -146,8 +146,8 @@ impl UserDirectory for SqlStore {
         now: Timestamp,
     ) -> StoreResult<Guarded<User>> {
         self.transaction(|store| {
-            let admins = store.locked_admins(admin_emails)?;
-            let Some(mut user) = store.locked_user(id)? else {
+            let (admins, user) = store.locked_admins_and(id, admin_emails)?;
+            let Some(mut user) = user else {
                 return Ok(Guarded::NotFound);
             };
             let was_disabled = user.disabled;
@@ -181,15 +181,15 @@ impl UserDirectory for SqlStore {
                 ),
                 &params,
             )?;
-            Ok(store
-                .locked_user(id)?
-                .map_or(Guarded::NotFound, Guarded::Done))
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+            let changed = users_from(&store.query(&sql, &[id.into()])?)?.pop();
+            Ok(changed.map_or(Guarded::NotFound, Guarded::Done))
         })
     }
 
     fn deletable(&self, id: &str, admin_emails: &[Email]) -> StoreResult<Guarded<User>> {
-        let admins = self.locked_admins(admin_emails)?;
-        let Some(user) = self.locked_user(id)? else {
+        let (admins, user) = self.locked_admins_and(id, admin_emails)?;
+        let Some(user) = user else {
             return Ok(Guarded::NotFound);
         };
         if !leaves_an_admin(&admins, id, None, admin_emails) {

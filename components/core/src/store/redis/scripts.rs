@@ -37,7 +37,9 @@ return 1
 
 /// Returns `invalid`, or `rotated|replayed|reused, sid, user, roles, amr[, sealed...]`
 /// (`amr` is `pwd` for a session started before it was recorded).
-pub(super) const ROTATE: &str = r#"
+pub(super) const ROTATE: &str = concat!(
+    drop_session!(),
+    r#"
 local prefix, now, grace, refresh_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local replacement, sealed, max_chain = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local token = redis.call('HMGET', KEYS[1], 'sid', 'retired_at', 'next', 'sealed')
@@ -48,7 +50,7 @@ local s = redis.call('HMGET', skey, 'user_id', 'roles', 'expires_at', 'current',
 local user, roles, expires_at, current, amr = s[1], s[2], tonumber(s[3]), s[4], s[5] or 'pwd'
 if not user then return {'invalid'} end
 if expires_at <= now then
-  redis.call('DEL', skey)
+  drop_session(prefix, sid)
   redis.call('SREM', prefix .. 'user_sessions:' .. user, sid)
   return {'invalid'}
 end
@@ -76,10 +78,11 @@ if now - tonumber(token[2]) <= grace then
   end
   return {'invalid'}
 end
-redis.call('DEL', skey)
+drop_session(prefix, sid)
 redis.call('SREM', prefix .. 'user_sessions:' .. user, sid)
 return {'reused', sid, user, roles, amr}
-"#;
+"#
+);
 
 /// Returns the session id and user of a token whose session is live.
 pub(super) const SESSION_OF_TOKEN: &str = r#"
