@@ -12,5 +12,6 @@ pub use id::parse_id;
 pub use password::Password;
 pub use slug::TopicSlug;
 pub use user::{
-    Role, User, UserId, is_active_admin, leaves_an_admin, parse_role_list, role_list, roles_for,
+    Role, User, UserId, granted, is_active_admin, leaves_an_admin, parse_role_list, role_list,
+    roles_for,
 };

@@ -77,24 +77,26 @@ pub fn leaves_an_admin(
         || after.is_some_and(|user| is_active_admin(user, admin_emails))
 }
 
-/// `roles` as kept with a user: comma-separated, `user` always, in
-/// [`Role::ALL`]'s order.
+/// `roles` as kept with a user: comma-separated, see [`granted`].
 pub fn role_list(roles: &[Role]) -> String {
-    Role::ALL
+    granted(roles)
         .into_iter()
-        .filter(|role| *role == Role::User || roles.contains(role))
         .map(Role::as_str)
         .collect::<Vec<_>>()
         .join(",")
 }
 
 /// The roles kept as `list` (see [`role_list`]); unknown names are
-/// skipped, and `user` is always there.
+/// skipped.
 pub fn parse_role_list(list: &str) -> Vec<Role> {
-    let named: Vec<Role> = list.split(',').filter_map(Role::parse).collect();
+    granted(&list.split(',').filter_map(Role::parse).collect::<Vec<_>>())
+}
+
+/// `roles` as granted: `user` always, each once, in [`Role::ALL`]'s order.
+pub fn granted(roles: &[Role]) -> Vec<Role> {
     Role::ALL
         .into_iter()
-        .filter(|role| *role == Role::User || named.contains(role))
+        .filter(|role| *role == Role::User || roles.contains(role))
         .collect()
 }
 

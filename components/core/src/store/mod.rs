@@ -188,6 +188,20 @@ pub struct UserChange {
     pub disabled: Option<bool>,
 }
 
+impl UserChange {
+    /// `user` as this change leaves it (not yet stored).
+    pub fn apply(&self, mut user: User) -> User {
+        if let Some(roles) = &self.roles {
+            user.granted_roles = crate::domain::granted(roles);
+            user.admin_withheld = !roles.contains(&Role::Admin);
+        }
+        if let Some(disabled) = self.disabled {
+            user.disabled = disabled;
+        }
+        user
+    }
+}
+
 /// The outcome of a change that must leave the service an admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Guarded<T> {

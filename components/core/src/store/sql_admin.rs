@@ -3,7 +3,7 @@
 //! listing.
 
 use crate::clock::Timestamp;
-use crate::domain::{Email, Role, User, is_active_admin, leaves_an_admin, role_list};
+use crate::domain::{Email, User, is_active_admin, leaves_an_admin, role_list};
 use crate::store::sql::{Dialect, Row, SqlStore, SqlValue};
 use crate::store::sql_users::{USER_COLUMNS, user_from_row};
 use crate::store::{
@@ -147,17 +147,11 @@ impl UserDirectory for SqlStore {
     ) -> StoreResult<Guarded<User>> {
         self.transaction(|store| {
             let (admins, user) = store.locked_admins_and(id, admin_emails)?;
-            let Some(mut user) = user else {
+            let Some(before) = user else {
                 return Ok(Guarded::NotFound);
             };
-            let was_disabled = user.disabled;
-            if let Some(roles) = &change.roles {
-                user.granted_roles = crate::domain::parse_role_list(&role_list(roles));
-                user.admin_withheld = !roles.contains(&Role::Admin);
-            }
-            if let Some(disabled) = change.disabled {
-                user.disabled = disabled;
-            }
+            let was_disabled = before.disabled;
+            let user = change.apply(before);
             if !leaves_an_admin(&admins, id, Some(&user), admin_emails) {
                 return Ok(Guarded::LastAdmin);
             }
@@ -181,9 +175,7 @@ impl UserDirectory for SqlStore {
                 ),
                 &params,
             )?;
-            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-            let changed = users_from(&store.query(&sql, &[id.into()])?)?.pop();
-            Ok(changed.map_or(Guarded::NotFound, Guarded::Done))
+            Ok(Guarded::Done(user))
         })
     }
 

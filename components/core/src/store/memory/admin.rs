@@ -4,9 +4,7 @@
 
 use super::MemoryStore;
 use crate::clock::Timestamp;
-use crate::domain::{
-    Email, Role, User, is_active_admin, leaves_an_admin, parse_role_list, role_list,
-};
+use crate::domain::{Email, User, is_active_admin, leaves_an_admin};
 use crate::store::{Guarded, StoreResult, UserChange, UserDirectory, UserPage};
 
 impl MemoryStore {
@@ -43,17 +41,11 @@ impl UserDirectory for MemoryStore {
         _now: Timestamp,
     ) -> StoreResult<Guarded<User>> {
         let admins = self.active_admins(admin_emails);
-        let Some((mut user, _)) = self.users.borrow().get(id).cloned() else {
+        let Some((before, _)) = self.users.borrow().get(id).cloned() else {
             return Ok(Guarded::NotFound);
         };
-        let was_disabled = user.disabled;
-        if let Some(roles) = &change.roles {
-            user.granted_roles = parse_role_list(&role_list(roles));
-            user.admin_withheld = !roles.contains(&Role::Admin);
-        }
-        if let Some(disabled) = change.disabled {
-            user.disabled = disabled;
-        }
+        let was_disabled = before.disabled;
+        let user = change.apply(before);
         if !leaves_an_admin(&admins, id, Some(&user), admin_emails) {
             return Ok(Guarded::LastAdmin);
         }
