@@ -10,6 +10,7 @@ use crate::on_every_backend;
 on_every_backend!(
     concurrent_first_requests_migrate_a_fresh_database_once,
     an_index_only_migration_reaches_a_database_an_older_version_made,
+    a_read_migrates_a_fresh_database_and_answers_as_after,
 );
 
 /// Every migration the code has, as `schema_migrations` lists them.
@@ -80,6 +81,20 @@ async fn an_index_only_migration_reaches_a_database_an_older_version_made(backen
         "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_event'"
     };
     assert_eq!(app.sql(index).await.len(), 1, "the index exists");
+}
+
+/// A read checks the schema in its own round trip (and finds no table at
+/// all here): it migrates, then answers as on a current schema.
+async fn a_read_migrates_a_fresh_database_and_answers_as_after(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let login = app.login("nobody@example.com", PASSWORD).await;
+    login.assert_problem(401, "invalid_credentials");
+    let versions = app
+        .sql("SELECT version FROM schema_migrations ORDER BY version")
+        .await;
+    assert_eq!(versions, every_version());
+    let audit = app.sql("SELECT event FROM audit_events ORDER BY id").await;
+    assert_eq!(audit, vec![vec![Some("login_failed".to_owned())]]);
 }
 
 async fn concurrent_first_requests_migrate_a_fresh_database_once(backend: Backend) {

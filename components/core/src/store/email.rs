@@ -138,7 +138,7 @@ impl LinkStore for SqlStore {
         purpose: LinkPurpose,
         now: Timestamp,
     ) -> StoreResult<Option<String>> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT user_id FROM email_tokens \
              WHERE digest = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
             &[digest.as_str().into(), purpose.as_str().into(), now.into()],
@@ -193,7 +193,7 @@ impl Outbox for SqlStore {
         lease_until: Timestamp,
         limit: i64,
     ) -> StoreResult<Vec<QueuedMail>> {
-        let candidates = self.query(
+        let candidates = self.read(
             "SELECT id FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
              AND claimed_until <= $1 ORDER BY created_at, id LIMIT $2",
             &[now.into(), limit.into()],

@@ -89,7 +89,7 @@ impl MfaStore for SqlStore {
     }
 
     fn totp(&self, user_id: &str) -> StoreResult<Option<StoredTotp>> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT sealed_secret, enabled_at FROM user_totp WHERE user_id = $1",
             &[user_id.into()],
         )?;
@@ -161,7 +161,7 @@ impl MfaStore for SqlStore {
     }
 
     fn recovery_codes_left(&self, user_id: &str) -> StoreResult<u64> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
             &[user_id.into()],
         )?;
@@ -219,7 +219,7 @@ impl MfaStore for SqlStore {
     }
 
     fn challenge(&self, digest: &str, now: Timestamp) -> StoreResult<Option<MfaChallenge>> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT user_id, credential_version FROM mfa_challenges \
              WHERE digest = $1 AND expires_at > $2",
             &[digest.into(), now.into()],

@@ -58,13 +58,15 @@ pub fn current_version() -> i64 {
     MIGRATIONS.last().map_or(0, |migration| migration.version)
 }
 
+/// The schema's version, as one row with one column (0 before any
+/// migration); a database without `schema_migrations` fails as
+/// [`SqlError::MissingSchema`].
+pub const VERSION_QUERY: &str = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+
 /// The version a database has (0 for none); fails with
 /// [`SqlError::MissingSchema`] on a database never migrated.
 pub fn database_version(db: &dyn SqlDb) -> Result<i64, SqlError> {
-    let rows = db.query(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        &[],
-    )?;
+    let rows = db.query(VERSION_QUERY, &[])?;
     match rows.first().map(|row| row.int(0)) {
         Some(Ok(version)) => Ok(version),
         _ => Err(SqlError::Other(

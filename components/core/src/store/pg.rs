@@ -97,8 +97,9 @@ fn classify(error: PgError) -> SqlError {
     }
 }
 
-/// `sql` rewritten to return at least one row, each led by its row number,
-/// and a single row whose number is NULL when `sql` matched nothing.
+/// `sql` rewritten to return at least one row, each led by the schema's
+/// version (when `versioned`) and its row number, and a single row whose
+/// number is NULL when `sql` matched nothing.
 ///
 /// Spin 4.0.0 to 4.0.2 never return from a synchronous `query` that matches
 /// no rows (spinframework/spin#3671, fixed by #3673 after 4.0.2): the
@@ -106,13 +107,64 @@ fn classify(error: PgError) -> SqlError {
 /// every query this way works on those versions and on fixed ones alike,
 /// for any statement a CTE may hold (`SELECT .. FOR UPDATE`, `INSERT ..
 /// RETURNING`), and keeps the statement's own order.
-fn never_empty(sql: &str) -> String {
+fn never_empty(sql: &str, versioned: bool) -> String {
+    let version = if versioned {
+        format!(
+            "({}) AS spin_auth_schema, ",
+            super::migrations::VERSION_QUERY
+        )
+    } else {
+        String::new()
+    };
     format!(
         "WITH spin_auth_rows AS ({sql}) \
-         SELECT numbered.* FROM (SELECT 1) AS spin_auth_one \
+         SELECT {version}numbered.* FROM (SELECT 1) AS spin_auth_one \
          LEFT JOIN (SELECT row_number() OVER () AS spin_auth_row, spin_auth_rows.* FROM spin_auth_rows) AS numbered \
          ON true ORDER BY numbered.spin_auth_row"
     )
+}
+
+impl PgDb {
+    /// Runs `sql` wrapped by [`never_empty`]: the schema's version if
+    /// asked for, and the rows.
+    fn wrapped(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+        versioned: bool,
+    ) -> Result<(Option<i64>, Vec<Row>), SqlError> {
+        let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
+        let result = self
+            .connection()?
+            .query(&never_empty(sql, versioned), &params)
+            .map_err(classify)?;
+        let lead = usize::from(versioned);
+        let version = match result.rows.first().and_then(|row| row.first()) {
+            Some(value) if versioned => match column(value)? {
+                SqlValue::Int(version) => Some(version),
+                other => {
+                    return Err(SqlError::Other(format!(
+                        "schema_migrations: unexpected version {other:?}"
+                    )));
+                }
+            },
+            _ => None,
+        };
+        let rows = result
+            .rows
+            .iter()
+            // The filler row of an empty result has no row number.
+            .filter(|row| !matches!(row.get(lead), Some(DbValue::DbNull) | None))
+            .map(|row| {
+                row.iter()
+                    .skip(lead + 1)
+                    .map(column)
+                    .collect::<Result<_, _>>()
+                    .map(Row)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((version, rows))
+    }
 }
 
 impl SqlDb for PgDb {
@@ -121,23 +173,16 @@ impl SqlDb for PgDb {
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
-        let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
-        let rows = self
-            .connection()?
-            .query(&never_empty(sql), &params)
-            .map_err(classify)?;
-        rows.rows
-            .iter()
-            // The filler row of an empty result has no row number.
-            .filter(|row| !matches!(row.first(), Some(DbValue::DbNull) | None))
-            .map(|row| {
-                row.iter()
-                    .skip(1)
-                    .map(column)
-                    .collect::<Result<_, _>>()
-                    .map(Row)
-            })
-            .collect()
+        Ok(self.wrapped(sql, params, false)?.1)
+    }
+
+    fn query_versioned(&self, sql: &str, params: &[SqlValue]) -> Result<(i64, Vec<Row>), SqlError> {
+        match self.wrapped(sql, params, true)? {
+            (Some(version), rows) => Ok((version, rows)),
+            (None, _) => Err(SqlError::Other(
+                "schema_migrations: no version row".to_owned(),
+            )),
+        }
     }
 
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, SqlError> {

@@ -89,7 +89,7 @@ impl QuestionStore for SqlStore {
     fn topics(&self, user_id: &str) -> StoreResult<Vec<TopicSummary>> {
         // Counts come from grouped subqueries joined once, not a query per
         // topic.
-        let rows = self.query(
+        let rows = self.read(
             "SELECT t.id, t.slug, t.name, t.description, \
                     COALESCE(q.question_count, 0), COALESCE(a.answered, 0), COALESCE(a.correct, 0) \
              FROM topics t \
@@ -133,7 +133,7 @@ impl QuestionStore for SqlStore {
     }
 
     fn topic_id(&self, slug: &str) -> StoreResult<Option<String>> {
-        let rows = self.query("SELECT id FROM topics WHERE slug = $1", &[slug.into()])?;
+        let rows = self.read("SELECT id FROM topics WHERE slug = $1", &[slug.into()])?;
         rows.first()
             .map(|row| row.text(0))
             .transpose()
@@ -146,7 +146,7 @@ impl QuestionStore for SqlStore {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<StoredQuestion>> {
-        let rows = self.query(
+        let rows = self.read(
             &format!(
                 "SELECT {QUESTION_COLUMNS} FROM questions WHERE topic_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
             ),
@@ -177,7 +177,7 @@ impl QuestionStore for SqlStore {
     }
 
     fn question(&self, id: &str) -> StoreResult<Option<StoredQuestion>> {
-        let rows = self.query(
+        let rows = self.read(
             &format!("SELECT {QUESTION_COLUMNS} FROM questions WHERE id = $1"),
             &[id.into()],
         )?;

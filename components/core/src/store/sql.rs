@@ -149,6 +149,20 @@ pub trait SqlDb {
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError>;
     /// Runs a statement; returns the rows it changed.
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, SqlError>;
+    /// Runs a statement that returns rows, and reads the schema's version
+    /// alongside: in the same round trip where the database allows it.
+    fn query_versioned(&self, sql: &str, params: &[SqlValue]) -> Result<(i64, Vec<Row>), SqlError> {
+        let version = self.query(migrations::VERSION_QUERY, &[])?;
+        let version = match version.first().map(|row| row.int(0)) {
+            Some(Ok(version)) => version,
+            _ => {
+                return Err(SqlError::Other(
+                    "schema_migrations: no version row".to_owned(),
+                ));
+            }
+        };
+        Ok((version, self.query(sql, params)?))
+    }
 }
 
 /// Users, audit, questions and (without Redis) sessions and counters, in
@@ -218,6 +232,27 @@ impl SqlStore {
             .map_err(store_error)
     }
 
+    /// Runs a statement that changes nothing, without a round trip of its
+    /// own for the schema check: the statement reads the schema's version
+    /// as it runs, and if the schema turns out to be behind (or to lack a
+    /// table or column the statement names), the pending migrations run and
+    /// the statement runs again. Writes keep [`SqlStore::query`], which
+    /// checks first, so that no write lands on a schema this code does not
+    /// expect.
+    pub fn read(&self, sql: &str, params: &[SqlValue]) -> StoreResult<Vec<Row>> {
+        if self.schema_current.get() {
+            return self.db.query(sql, params).map_err(store_error);
+        }
+        match self.db.query_versioned(sql, params) {
+            Ok((version, rows)) if version >= migrations::current_version() => {
+                self.schema_current.set(true);
+                Ok(rows)
+            }
+            Ok(_) | Err(SqlError::MissingSchema(_)) => self.query(sql, params),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
     /// Runs a statement on a current schema.
     pub fn execute(&self, sql: &str, params: &[SqlValue]) -> StoreResult<u64> {
         self.with_schema(|db| db.execute(sql, params))
@@ -263,7 +298,7 @@ impl SqlStore {
 
     /// A named setting (such as the generated signing key), if set.
     pub fn setting(&self, name: &str) -> StoreResult<Option<String>> {
-        let rows = self.query("SELECT value FROM settings WHERE name = $1", &[name.into()])?;
+        let rows = self.read("SELECT value FROM settings WHERE name = $1", &[name.into()])?;
         rows.first()
             .map(|row| row.text(0))
             .transpose()

@@ -100,7 +100,7 @@ impl SqlStore {
              FROM audit_events {filter} ORDER BY id DESC LIMIT ${}",
             params.len()
         );
-        self.query(&sql, &params)?
+        self.read(&sql, &params)?
             .iter()
             .map(|row| {
                 Ok(AuditRecord {
@@ -135,7 +135,7 @@ impl UserDirectory for SqlStore {
              ORDER BY {order} LIMIT ${}",
             params.len()
         );
-        users_from(&self.query(&sql, &params)?)
+        users_from(&self.read(&sql, &params)?)
     }
 
     fn change_user(

@@ -23,7 +23,7 @@ struct SessionRow {
 
 impl SqlStore {
     fn locked_session(&self, session_id: &str, now: Timestamp) -> StoreResult<Option<SessionRow>> {
-        let rows = self.query(
+        let rows = self.read(
             &format!(
                 "SELECT user_id, roles, expires_at, current_digest, amr FROM sessions \
                  WHERE id = $1 AND expires_at > $2 AND idle_expires_at > $2{}",
@@ -55,7 +55,7 @@ impl SqlStore {
 
     /// The roles stored with a live session.
     pub fn session_roles(&self, session_id: &str) -> StoreResult<Option<String>> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT roles FROM sessions WHERE id = $1",
             &[session_id.into()],
         )?;
@@ -124,7 +124,7 @@ impl SessionStore for SqlStore {
         now: Timestamp,
         policy: &SessionPolicy,
     ) -> StoreResult<Rotation> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT session_id FROM refresh_tokens WHERE digest = $1 AND expires_at > $2",
             &[presented.as_str().into(), now.into()],
         )?;
@@ -211,7 +211,7 @@ impl SessionStore for SqlStore {
     }
 
     fn is_live(&self, session_id: &str, now: Timestamp) -> StoreResult<bool> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT 1 FROM sessions WHERE id = $1 AND expires_at > $2 AND idle_expires_at > $2",
             &[session_id.into(), now.into()],
         )?;
@@ -223,7 +223,7 @@ impl SessionStore for SqlStore {
         token: &TokenDigest,
         now: Timestamp,
     ) -> StoreResult<Option<TokenOwner>> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT s.id, s.user_id, t.retired_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
              WHERE t.digest = $1 AND t.expires_at > $2 AND s.expires_at > $2 AND s.idle_expires_at > $2",
             &[token.as_str().into(), now.into()],
@@ -241,7 +241,7 @@ impl SessionStore for SqlStore {
     }
 
     fn list_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<SessionInfo>> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT id, created_at, last_used_at, user_agent, ip FROM sessions \
              WHERE user_id = $1 AND expires_at > $2 AND idle_expires_at > $2 ORDER BY created_at, id",
             &[user_id.into(), now.into()],
@@ -261,7 +261,7 @@ impl SessionStore for SqlStore {
     }
 
     fn revoke_session(&self, user_id: &str, session_id: &str) -> StoreResult<bool> {
-        let owned = self.query(
+        let owned = self.read(
             "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 \
              AND expires_at > $3 AND idle_expires_at > $3",
             &[session_id.into(), user_id.into(), clock::now().into()],

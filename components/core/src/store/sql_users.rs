@@ -50,7 +50,7 @@ impl UserStore for SqlStore {
     }
 
     fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>> {
-        let rows = self.query(
+        let rows = self.read(
             &format!(
                 "SELECT {USER_COLUMNS}, password_hash, credential_version FROM users WHERE email = $1"
             ),
@@ -69,7 +69,7 @@ impl UserStore for SqlStore {
     }
 
     fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
-        let rows = self.query(
+        let rows = self.read(
             "SELECT password_hash, credential_version FROM users WHERE id = $1",
             &[id.into()],
         )?;
@@ -85,7 +85,7 @@ impl UserStore for SqlStore {
     }
 
     fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        let rows = self.query(
+        let rows = self.read(
             &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
             &[id.into()],
         )?;
