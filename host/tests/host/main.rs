@@ -854,6 +854,37 @@ async fn postgres_session_state_does_not_leak_between_requests() {
 }
 
 #[tokio::test]
+async fn a_connection_whose_settings_end_with_the_transaction_is_lent_again() {
+    require_postgres().await;
+    let fixture = start();
+    // The backend process that served each of a few sequential requests.
+    let backends = |statement: &'static str| {
+        let fixture = &fixture;
+        async move {
+            let mut pids = std::collections::BTreeSet::new();
+            for _ in 0..4 {
+                let rows = fixture.pg(statement, json!([])).await;
+                pids.insert(rows["rows"][0][0].to_string());
+            }
+            pids
+        }
+    };
+    // Transaction-local settings: one pooled connection serves them all.
+    let local = backends(
+        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
+         SELECT pg_backend_pid() AS v FROM relaxed",
+    )
+    .await;
+    assert_eq!(local.len(), 1, "{local:?}");
+    // A session setting: each connection is closed after its request.
+    let session = backends(
+        "SELECT pg_backend_pid() AS v, set_config('application_name', 'leaked', false) AS w",
+    )
+    .await;
+    assert_eq!(session.len(), 4, "{session:?}");
+}
+
+#[tokio::test]
 async fn a_statement_prepared_before_a_schema_change_is_prepared_again() {
     require_postgres().await;
     let fixture = start();

@@ -115,6 +115,8 @@ impl PgConnection {
         match first {
             "BEGIN" | "START" => self.in_transaction = true,
             "COMMIT" | "END" | "ROLLBACK" | "ABORT" => self.in_transaction = false,
+            // `SET LOCAL` ends with the transaction.
+            "SET" if second == "LOCAL" => {}
             "SET" | "RESET" | "LISTEN" | "PREPARE" | "DECLARE" | "LOCK" | "DISCARD" => {
                 self.stateful = true
             }
@@ -122,8 +124,63 @@ impl PgConnection {
             _ => {}
         }
         let lower = statement.to_ascii_lowercase();
-        if lower.contains("pg_advisory_lock") || lower.contains("set_config") {
+        if lower.contains("pg_advisory_lock") || sets_session_config(&lower) {
             self.stateful = true;
+        }
+    }
+}
+
+/// Whether `statement` (lower case) calls `set_config` other than for its
+/// own transaction: a call whose third argument is the literal `true` is
+/// undone at commit, so it leaves the session as it was (the service sets
+/// `synchronous_commit` this way on its audit writes, and closing the
+/// connection after each would cost a new server process per request).
+fn sets_session_config(statement: &str) -> bool {
+    statement.match_indices("set_config(").any(|(at, call)| {
+        let arguments = &statement[at + call.len()..];
+        // The arguments up to the closing parenthesis, split at the commas
+        // outside quotes and nested parentheses.
+        let mut depth = 0;
+        let mut quoted = false;
+        let mut last = String::new();
+        for c in arguments.chars() {
+            match c {
+                '\'' => quoted = !quoted,
+                '(' if !quoted => depth += 1,
+                ')' if !quoted && depth == 0 => return last.trim() != "true",
+                ')' if !quoted => depth -= 1,
+                ',' if !quoted && depth == 0 => {
+                    last.clear();
+                    continue;
+                }
+                _ => {}
+            }
+            last.push(c);
+        }
+        true
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sets_session_config;
+
+    #[test]
+    fn only_a_transaction_local_set_config_leaves_the_session_alone() {
+        for local in [
+            "with relaxed as (select set_config('synchronous_commit', 'off', true)) insert into t select 1 from relaxed",
+            "select set_config('a.b', concat('x', ','), true)",
+            "select 1",
+        ] {
+            assert!(!sets_session_config(local), "{local}");
+        }
+        for session in [
+            "select set_config('application_name', 'x', false)",
+            "select set_config('a', 'b', $1)",
+            "select set_config('a', 'b', true), set_config('c', 'd', false)",
+            "select set_config('a', 'b'",
+        ] {
+            assert!(sets_session_config(session), "{session}");
         }
     }
 }
