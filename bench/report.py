@@ -2,7 +2,8 @@
 
 Usage: report.py <results-dir>
 Reads wrk-<route>-<connections>.txt, wal-<route>-<connections>.txt,
-timelines.log, argon2-native.txt and machine.txt from the folder, prints
+timelines.log, argon2-*.txt, argon2-*.jsonl, jwt-*.json* and machine.txt
+from the folder, prints
 markdown.
 """
 
@@ -117,17 +118,31 @@ for t in logins:
     if gaps:
         argon2_wasm.append(max(gaps) / 1000)
 native = float(results.joinpath("argon2-native.txt").read_text().strip())
+reference = float(results.joinpath("argon2-reference.txt").read_text().strip())
 wasm = median(argon2_wasm)
-# The first calls warm the host up; the rest are measured.
-component = [json.loads(line) for line in results.joinpath("argon2-component.jsonl").read_text().splitlines() if line.strip()][2:]
-grown = median([c["second_ms"] for c in component])
-print("Argon2id verification (m=19456 KiB, t=2, p=1, the same `spin-auth-core` code), median:")
+
+
+def fixture(name):
+    """The fixture's timings; the first calls warm the host up."""
+    runs = [json.loads(line) for line in results.joinpath(name).read_text().splitlines() if line.strip()][2:]
+    return median([c["first_ms"] for c in runs]), median([c["second_ms"] for c in runs])
+
+
+fresh, grown = fixture("argon2-component.jsonl")
+simd_fresh, simd_grown = fixture("argon2-simd128.jsonl")
+login_p50 = wrk(results / "wrk-login-1.txt")[1] / 1000 if (results / "wrk-login-1.txt").exists() else 0.0
+print("Argon2id (m=19456 KiB, t=2, p=1), median; ratio to the reference C implementation:")
 print()
 print("| Where | Time | Ratio |")
 print("|---|---:|---:|")
-print(f"| native (`cargo run --release --example argon2`) | {native:.1f} ms | 1.00 |")
-print(f"| in a component, memory already grown (fixture, second verification in one instance) | {grown:.1f} ms | {grown / native:.2f} |")
-print(f"| in the `auth` component's login, fresh instance (gap in the login timeline) | {wasm:.1f} ms | {wasm / native:.2f} |")
+print(f"| reference C implementation (argon2-cffi, libargon2), verification | {reference:.1f} ms | 1.00 |")
+print(f"| `spin-auth-core` natively (`cargo run --release --example argon2`), verification | {native:.1f} ms | {native / reference:.2f} |")
+print(f"| in a component, fresh instance (fixture, hash) | {fresh:.1f} ms | {fresh / reference:.2f} |")
+print(f"| in a component, memory already grown (fixture, verification after the hash) | {grown:.1f} ms | {grown / reference:.2f} |")
+print(f"| the same component built with Wasm SIMD, fresh instance | {simd_fresh:.1f} ms | {simd_fresh / reference:.2f} |")
+print(f"| the same component built with Wasm SIMD, memory already grown | {simd_grown:.1f} ms | {simd_grown / reference:.2f} |")
+print(f"| in the `auth` component's login (longest gap in the login timeline) | {wasm:.1f} ms | {wasm / reference:.2f} |")
+print(f"| **a whole login, p50 at one connection (table above)** | **{login_p50:.1f} ms** | **{login_p50 / reference:.2f}** |")
 print()
 jwt_native = json.loads(results.joinpath("jwt-native.json").read_text())
 jwt_component = [json.loads(line) for line in results.joinpath("jwt-component.jsonl").read_text().splitlines() if line.strip()][1:]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark: the release host on PostgreSQL and Redis, loaded by wrk
 # from another process on 127.0.0.1, then a timed breakdown of one request,
-# Argon2 natively and in the component, and peak instance memory.
+# Argon2 natively, in a component (with and without Wasm SIMD) and by the
+# reference C implementation, and peak instance memory.
 # Bounded: each load run lasts BENCH_SECONDS (default 5); the whole run
 # takes a few minutes. Results: target/bench/results.md.
 set -euo pipefail
@@ -113,19 +114,44 @@ grep '^timeline ' "$out/host-$port.log" > "$out/timelines.log"
 
 echo "==> Argon2 natively and in a component"
 target/release/examples/argon2 20 > "$out/argon2-native.txt"
-# The test fixture times two verifications in one instance: the first pays
-# for growing linear memory, the second does not.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-(cd host/tests/fixture && SPIN_VARIABLE_SECRET_WORD=bench exec ../../../target/release/spin-auth --no-build \
-  --state-dir "$state/fixture" --listen "127.0.0.1:$port") > "$out/fixture.log" 2>&1 &
-host=$!
-for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$port/argon2" > /dev/null 2>&1 && break; sleep 0.5; done
-: > "$out/argon2-component.jsonl"
-for _ in $(seq 1 12); do curl -fs "http://127.0.0.1:$port/argon2" >> "$out/argon2-component.jsonl"; echo >> "$out/argon2-component.jsonl"; done
+# The test fixture times a hash and a verification in one instance: the
+# first pays for growing linear memory, the second does not.
+serve_fixture() {
+  local manifest=$1
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  SPIN_VARIABLE_SECRET_WORD=bench target/release/spin-auth --no-build --from "$manifest" \
+    --state-dir "$state/fixture" --listen "127.0.0.1:$port" > "$out/fixture.log" 2>&1 &
+  host=$!
+  for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$port/argon2" > /dev/null 2>&1 && return; sleep 0.5; done
+  echo "the fixture did not start"; cat "$out/fixture.log"; exit 1
+}
+time_argon2() {
+  : > "$1"
+  for _ in $(seq 1 12); do curl -fs "http://127.0.0.1:$port/argon2" >> "$1"; echo >> "$1"; done
+}
+serve_fixture host/tests/fixture/spin.toml
+time_argon2 "$out/argon2-component.jsonl"
 echo "==> access token signing and verification, HS256 and EdDSA"
 : > "$out/jwt-component.jsonl"
 for _ in $(seq 1 5); do curl -fs "http://127.0.0.1:$port/jwt" >> "$out/jwt-component.jsonl"; echo >> "$out/jwt-component.jsonl"; done
 stop_host
 target/release/examples/jwt > "$out/jwt-native.json"
+
+echo "==> Argon2 in the same component built with Wasm SIMD (+simd128)"
+# The fixture again, built with SIMD into a target folder of its own and
+# served from a copy of its manifest that points there.
+RUSTFLAGS="-C target-feature=+simd128" cargo build --release --quiet --target wasm32-wasip1 \
+  -p host-fixture --target-dir target/bench-simd128
+mkdir -p "$state/simd128"
+sed "s#\.\./\.\./\.\./target/wasm32-wasip1/#$PWD/target/bench-simd128/wasm32-wasip1/#" \
+  host/tests/fixture/spin.toml > "$state/simd128/spin.toml"
+serve_fixture "$state/simd128/spin.toml"
+time_argon2 "$out/argon2-simd128.jsonl"
+stop_host
+
+echo "==> Argon2 reference: argon2-cffi (libargon2, the reference C implementation)"
+[ -x "$out/venv/bin/python" ] || python3 -m venv "$out/venv"
+"$out/venv/bin/pip" install -q argon2-cffi
+"$out/venv/bin/python" bench/argon2_reference.py 20 > "$out/argon2-reference.txt"
 
 python3 bench/report.py "$out" | tee "$out/results.md"
