@@ -21,6 +21,14 @@ fn every_version() -> Vec<Vec<Option<String>>> {
     (1..=count).map(|v| vec![Some(v.to_string())]).collect()
 }
 
+/// Checks that `schema_migrations` lists every migration the code has.
+async fn assert_every_migration_applied(app: &TestApp) {
+    let versions = app
+        .sql("SELECT version FROM schema_migrations ORDER BY version")
+        .await;
+    assert_eq!(versions, every_version());
+}
+
 /// A database as version 1 of the service left it: the first migration
 /// applied and recorded, nothing after it.
 async fn database_at_version_1(
@@ -71,10 +79,7 @@ async fn an_index_only_migration_reaches_a_database_an_older_version_made(backen
     let login = app.login("nobody@example.com", PASSWORD).await;
     login.assert_problem(401, "invalid_credentials");
 
-    let versions = app
-        .sql("SELECT version FROM schema_migrations ORDER BY version")
-        .await;
-    assert_eq!(versions, every_version());
+    assert_every_migration_applied(&app).await;
     let index = if backend.uses_postgres() {
         "SELECT indexname FROM pg_indexes WHERE indexname = 'audit_events_event'"
     } else {
@@ -89,10 +94,7 @@ async fn a_read_migrates_a_fresh_database_and_answers_as_after(backend: Backend)
     let app = spawn_app(backend).await;
     let login = app.login("nobody@example.com", PASSWORD).await;
     login.assert_problem(401, "invalid_credentials");
-    let versions = app
-        .sql("SELECT version FROM schema_migrations ORDER BY version")
-        .await;
-    assert_eq!(versions, every_version());
+    assert_every_migration_applied(&app).await;
     let audit = app.sql("SELECT event FROM audit_events ORDER BY id").await;
     assert_eq!(audit, vec![vec![Some("login_failed".to_owned())]]);
 }
@@ -104,10 +106,7 @@ async fn concurrent_first_requests_migrate_a_fresh_database_once(backend: Backen
     for reply in &replies {
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
-    let versions = app
-        .sql("SELECT version FROM schema_migrations ORDER BY version")
-        .await;
-    assert_eq!(versions, every_version());
+    assert_every_migration_applied(&app).await;
     let users = app.sql("SELECT count(*) FROM users").await;
     assert_eq!(users[0][0].as_deref(), Some("20"));
 }
@@ -130,10 +129,7 @@ async fn a_database_migrated_by_the_script_is_used_as_it_is() {
     )
     .await;
     app.signed_in_user().await;
-    let versions = app
-        .sql("SELECT version FROM schema_migrations ORDER BY version")
-        .await;
-    assert_eq!(versions, every_version());
+    assert_every_migration_applied(&app).await;
     assert!(
         !app.log_text().contains("applied schema migration"),
         "{}",
@@ -179,8 +175,5 @@ async fn a_migration_cut_short_does_not_block_later_requests() {
         .await
         .expect("a later request is not blocked by the lock of the one cut short");
     assert_eq!(next.status, 201, "{}", next.text);
-    let versions = app
-        .sql("SELECT version FROM schema_migrations ORDER BY version")
-        .await;
-    assert_eq!(versions, every_version());
+    assert_every_migration_applied(&app).await;
 }
