@@ -161,30 +161,6 @@ fn sets_session_config(statement: &str) -> bool {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::sets_session_config;
-
-    #[test]
-    fn only_a_transaction_local_set_config_leaves_the_session_alone() {
-        for local in [
-            "with relaxed as (select set_config('synchronous_commit', 'off', true)) insert into t select 1 from relaxed",
-            "select set_config('a.b', concat('x', ','), true)",
-            "select 1",
-        ] {
-            assert!(!sets_session_config(local), "{local}");
-        }
-        for session in [
-            "select set_config('application_name', 'x', false)",
-            "select set_config('a', 'b', $1)",
-            "select set_config('a', 'b', true), set_config('c', 'd', false)",
-            "select set_config('a', 'b'",
-        ] {
-            assert!(sets_session_config(session), "{session}");
-        }
-    }
-}
-
 impl Drop for PgConnection {
     fn drop(&mut self) {
         let Some(client) = self.client.take() else {
@@ -223,4 +199,28 @@ fn error_text(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sets_session_config;
+
+    #[test]
+    fn only_a_transaction_local_set_config_leaves_the_session_alone() {
+        for local in [
+            "with relaxed as (select set_config('synchronous_commit', 'off', true)) insert into t select 1 from relaxed",
+            "select set_config('a.b', concat('x', ','), true)",
+            "select 1",
+        ] {
+            assert!(!sets_session_config(local), "{local}");
+        }
+        for session in [
+            "select set_config('application_name', 'x', false)",
+            "select set_config('a', 'b', $1)",
+            "select set_config('a', 'b', true), set_config('c', 'd', false)",
+            "select set_config('a', 'b'",
+        ] {
+            assert!(sets_session_config(session), "{session}");
+        }
+    }
 }
