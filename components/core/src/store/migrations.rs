@@ -66,12 +66,21 @@ pub const VERSION_QUERY: &str = "SELECT COALESCE(MAX(version), 0) FROM schema_mi
 /// The version a database has (0 for none); fails with
 /// [`SqlError::MissingSchema`] on a database never migrated.
 pub fn database_version(db: &dyn SqlDb) -> Result<i64, SqlError> {
-    let rows = db.query(VERSION_QUERY, &[])?;
-    match rows.first().map(|row| row.int(0)) {
-        Some(Ok(version)) => Ok(version),
-        _ => Err(SqlError::Other(
-            "schema_migrations: no version row".to_owned(),
-        )),
+    version_from(
+        db.query(VERSION_QUERY, &[])?
+            .first()
+            .and_then(|row| row.0.first()),
+    )
+}
+
+/// The version [`VERSION_QUERY`] gave: the first column of its first row,
+/// or the column a query carrying it put there.
+pub fn version_from(value: Option<&SqlValue>) -> Result<i64, SqlError> {
+    match value {
+        Some(SqlValue::Int(version)) => Ok(*version),
+        other => Err(SqlError::Other(format!(
+            "schema_migrations: expected a version, found {other:?}"
+        ))),
     }
 }
 

@@ -132,7 +132,7 @@ impl PgDb {
         sql: &str,
         params: &[SqlValue],
         versioned: bool,
-    ) -> Result<(Option<i64>, Vec<Row>), SqlError> {
+    ) -> Result<(Option<SqlValue>, Vec<Row>), SqlError> {
         let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
         let result = self
             .connection()?
@@ -140,14 +140,7 @@ impl PgDb {
             .map_err(classify)?;
         let lead = usize::from(versioned);
         let version = match result.rows.first().and_then(|row| row.first()) {
-            Some(value) if versioned => match column(value)? {
-                SqlValue::Int(version) => Some(version),
-                other => {
-                    return Err(SqlError::Other(format!(
-                        "schema_migrations: unexpected version {other:?}"
-                    )));
-                }
-            },
+            Some(value) if versioned => Some(column(value)?),
             _ => None,
         };
         let rows = result
@@ -177,12 +170,8 @@ impl SqlDb for PgDb {
     }
 
     fn query_versioned(&self, sql: &str, params: &[SqlValue]) -> Result<(i64, Vec<Row>), SqlError> {
-        match self.wrapped(sql, params, true)? {
-            (Some(version), rows) => Ok((version, rows)),
-            (None, _) => Err(SqlError::Other(
-                "schema_migrations: no version row".to_owned(),
-            )),
-        }
+        let (version, rows) = self.wrapped(sql, params, true)?;
+        Ok((super::migrations::version_from(version.as_ref())?, rows))
     }
 
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, SqlError> {

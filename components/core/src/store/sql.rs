@@ -152,15 +152,8 @@ pub trait SqlDb {
     /// Runs a statement that returns rows, and reads the schema's version
     /// alongside: in the same round trip where the database allows it.
     fn query_versioned(&self, sql: &str, params: &[SqlValue]) -> Result<(i64, Vec<Row>), SqlError> {
-        let version = self.query(migrations::VERSION_QUERY, &[])?;
-        let version = match version.first().map(|row| row.int(0)) {
-            Some(Ok(version)) => version,
-            _ => {
-                return Err(SqlError::Other(
-                    "schema_migrations: no version row".to_owned(),
-                ));
-            }
-        };
+        let rows = self.query(migrations::VERSION_QUERY, &[])?;
+        let version = migrations::version_from(rows.first().and_then(|row| row.0.first()))?;
         Ok((version, self.query(sql, params)?))
     }
 }

@@ -23,7 +23,7 @@ struct SessionRow {
 
 impl SqlStore {
     fn locked_session(&self, session_id: &str, now: Timestamp) -> StoreResult<Option<SessionRow>> {
-        let rows = self.read(
+        let rows = self.query(
             &format!(
                 "SELECT user_id, roles, expires_at, current_digest, amr FROM sessions \
                  WHERE id = $1 AND expires_at > $2 AND idle_expires_at > $2{}",
