@@ -139,8 +139,9 @@ target/release/examples/jwt > "$out/jwt-native.json"
 
 echo "==> Argon2 in the same component built with Wasm SIMD (+simd128)"
 # The fixture again, built with SIMD into a target folder of its own and
-# served from a copy of its manifest that points there.
-RUSTFLAGS="-C target-feature=+simd128" cargo build --release --quiet --target wasm32-wasip1 \
+# served from a copy of its manifest that points there. RUSTFLAGS replaces
+# .cargo/config.toml's flags, so the initial heap is given again.
+RUSTFLAGS="-C target-feature=+simd128 -C link-arg=--initial-heap=2097152" cargo build --release --quiet --target wasm32-wasip1 \
   -p host-fixture --target-dir target/bench-simd128
 mkdir -p "$state/simd128"
 sed "s#\.\./\.\./\.\./target/wasm32-wasip1/#$PWD/target/bench-simd128/wasm32-wasip1/#" \

@@ -124,6 +124,10 @@ pub struct App {
     log: LogSink,
 }
 
+/// Set to `1`, the host writes a perf map of compiled guest code, so that
+/// `perf report` shows which guest functions a profile's samples fall in.
+pub const PERF_MAP_ENV: &str = "SPIN_AUTH_PERFMAP";
+
 /// The engine all apps of this process share, so that compiled code and
 /// the instance pool are set up once.
 fn engine() -> anyhow::Result<&'static Engine> {
@@ -162,6 +166,10 @@ fn engine() -> anyhow::Result<&'static Engine> {
         // With nothing left to release, a batch of one costs no syscall.
         .decommit_batch_size(1);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    // For profiling: `perf` names guest functions from /tmp/perf-<pid>.map.
+    if std::env::var_os(PERF_MAP_ENV).is_some_and(|value| value == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot create the WebAssembly engine")?;
@@ -473,6 +481,7 @@ impl App {
                     timeline.responded_us = at;
                 }
                 timeline.peak_memory_bytes = data.memory.peak;
+                timeline.memory_growths = data.memory.growths;
                 log.line(&format!(
                     "timeline {}",
                     serde_json::to_string(&timeline).unwrap_or_default()

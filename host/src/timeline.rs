@@ -31,6 +31,9 @@ pub struct Timeline {
     pub calls: Vec<(&'static str, u64, u64)>,
     /// The largest linear memory the instance grew to, in bytes.
     pub peak_memory_bytes: usize,
+    /// How many times the guest grew a linear memory past its initial size
+    /// (each growth changes the slot's page protection).
+    pub memory_growths: u32,
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -48,6 +51,7 @@ impl Timeline {
             responded_us: 0,
             calls: Vec::new(),
             peak_memory_bytes: 0,
+            memory_growths: 0,
         }
     }
 
@@ -68,17 +72,23 @@ impl Timeline {
 pub struct MemoryPeak {
     /// Largest size any memory was allowed to grow to.
     pub peak: usize,
+    /// Growths of a memory that already existed (`memory.grow`), not its
+    /// creation at its initial size.
+    pub growths: u32,
 }
 
 impl wasmtime::ResourceLimiter for MemoryPeak {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if maximum.is_none_or(|max| desired <= max) {
             self.peak = self.peak.max(desired);
+            if current > 0 && desired > current {
+                self.growths += 1;
+            }
         }
         Ok(true)
     }
