@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use spin_auth_host::{App, HostOptions};
+use spin_auth_host::{App, HostOptions, Limits};
 
 const USAGE: &str = "\
 Usage: spin-auth [--listen ADDRESS] [--from MANIFEST] [--state-dir DIR] [--no-build]
@@ -21,7 +21,12 @@ Options:
   --no-build         do not run the components' build commands
   -h, --help         print this help
 
-Variables come from SPIN_VARIABLE_<NAME> in the environment or in .env.";
+Variables come from SPIN_VARIABLE_<NAME> in the environment or in .env.
+SPIN_AUTH_PG_POOL_SIZE sets how many connections the host keeps to each
+PostgreSQL address (default twice this machine's cores, 4 to 64).";
+
+/// Overrides [`Limits::pg_connections`].
+const PG_POOL_SIZE_ENV: &str = "SPIN_AUTH_PG_POOL_SIZE";
 
 struct Args {
     listen: SocketAddr,
@@ -89,7 +94,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut options = HostOptions::new(&args.manifest);
     options.build = args.build;
     options.state_dir = args.state_dir;
-    let app = Arc::new(App::load(&options)?);
+    let mut limits = Limits::default();
+    if let Some(value) = std::env::var_os(PG_POOL_SIZE_ENV) {
+        limits.pg_connections = value
+            .to_str()
+            .and_then(|text| text.parse().ok())
+            .filter(|&size: &usize| size > 0)
+            .ok_or_else(|| anyhow::anyhow!("{PG_POOL_SIZE_ENV} must be a positive number"))?;
+    }
+    let app = Arc::new(App::load_with_limits(&options, limits)?);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -34,7 +34,11 @@ impl LogSink {
     pub fn line(&self, line: &str) {
         match self {
             LogSink::Stderr => {
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
+                // One write, not `writeln!`'s two: stderr is unbuffered.
+                let mut text = String::with_capacity(line.len() + 1);
+                text.push_str(line);
+                text.push('\n');
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
             }
             LogSink::Memory(lines) => {
                 lines

@@ -82,15 +82,17 @@ pub struct Outbound {
 
 impl Outbound {
     /// Shared state for an app whose `default` SQLite database lives at
-    /// `sqlite_path`, whose key-value stores live at `key_value_path`, and
-    /// whose outbound HTTP requests wait at most `http_timeouts`.
+    /// `sqlite_path`, whose key-value stores live at `key_value_path`, whose
+    /// outbound HTTP requests wait at most `http_timeouts`, and which keeps
+    /// at most `pg_connections` connections to each PostgreSQL address.
     pub fn new(
         sqlite_path: PathBuf,
         key_value_path: PathBuf,
         http_timeouts: http::HttpTimeouts,
+        pg_connections: usize,
     ) -> Self {
         Self {
-            pg: pg::Pools::default(),
+            pg: pg::Pools::new(pg_connections),
             redis: redis::Clients::default(),
             sqlite: sqlite::Databases::new(sqlite_path),
             key_value: key_value::Stores::new(key_value_path),

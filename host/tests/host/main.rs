@@ -7,6 +7,7 @@ mod timeouts;
 
 use helpers::*;
 use serde_json::{Value, json};
+use spin_auth_host::Limits;
 
 // ---------------------------------------------------------------- routing
 
@@ -882,6 +883,118 @@ async fn a_connection_whose_settings_end_with_the_transaction_is_lent_again() {
     )
     .await;
     assert_eq!(session.len(), 4, "{session:?}");
+}
+
+/// Runs `steps` on one connection in one request: what each query gave.
+async fn pg_script(fixture: &Fixture, steps: Value) -> Vec<Value> {
+    let answer = fixture
+        .post_json(
+            "/pg-script",
+            json!({"address": database_url(), "steps": steps}),
+        )
+        .await;
+    answer["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn a_transaction_or_a_session_setting_keeps_its_connection_between_statements() {
+    require_postgres().await;
+    // One pooled connection: a request that gave it back in the middle of
+    // a transaction would lend its transaction to the next request.
+    let fixture = try_start(FixtureOptions {
+        limits: Limits {
+            pg_connections: 1,
+            ..Limits::default()
+        },
+        ..FixtureOptions::default()
+    })
+    .expect("the fixture app starts");
+    let mark = "SELECT coalesce(current_setting('spin_auth.mark', true), '')";
+    let name = "SELECT current_setting('application_name')";
+    // Another request, once the first has run its first statements.
+    let meanwhile = |statement: &'static str| {
+        let fixture = &fixture;
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            pg_script(fixture, json!([{ "query": statement }])).await
+        }
+    };
+    let (transaction, other) = tokio::join!(
+        pg_script(
+            &fixture,
+            json!([
+                {"query": "BEGIN"},
+                {"query": "SELECT set_config('spin_auth.mark', 'in-transaction', true)"},
+                {"sleep_ms": 1200},
+                {"query": mark},
+                {"query": "COMMIT"},
+            ]),
+        ),
+        meanwhile(mark),
+    );
+    assert_eq!(
+        transaction[2],
+        json!("DbValue::Str(\"in-transaction\")"),
+        "{transaction:?}"
+    );
+    assert_eq!(other, vec![json!("DbValue::Str(\"\")")]);
+    let (session, other) = tokio::join!(
+        pg_script(
+            &fixture,
+            json!([
+                {"query": "SELECT set_config('application_name', 'kept', false)"},
+                {"sleep_ms": 1200},
+                {"query": name},
+            ]),
+        ),
+        meanwhile(name),
+    );
+    assert_eq!(session[1], json!("DbValue::Str(\"kept\")"), "{session:?}");
+    assert_ne!(other, vec![json!("DbValue::Str(\"kept\")")]);
+    // That connection was closed after its request, not lent again.
+    let next = pg_script(&fixture, json!([{ "query": name }])).await;
+    assert_ne!(next, vec![json!("DbValue::Str(\"kept\")")]);
+}
+
+#[tokio::test]
+async fn a_request_holds_no_connection_while_it_works_between_statements() {
+    require_postgres().await;
+    let fixture = try_start(FixtureOptions {
+        limits: Limits {
+            pg_connections: 1,
+            ..Limits::default()
+        },
+        ..FixtureOptions::default()
+    })
+    .expect("the fixture app starts");
+    // A request that pauses 1.5 s between two statements, as a login
+    // hashes a password between its reads and writes...
+    let slow = pg_script(
+        &fixture,
+        json!([{"query": "SELECT 1"}, {"sleep_ms": 1500}, {"query": "SELECT 2"}]),
+    );
+    // ...and, once it has run its first statement, another request.
+    let quick = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        pg_script(&fixture, json!([{"query": "SELECT 3"}])).await
+    };
+    let slow = async { (slow.await, std::time::Instant::now()) };
+    let quick = async { (quick.await, std::time::Instant::now()) };
+    let ((slow, slow_done), (quick, quick_done)) = tokio::join!(slow, quick);
+    assert_eq!(
+        slow,
+        vec![json!("DbValue::Int32(1)"), json!("DbValue::Int32(2)")]
+    );
+    assert_eq!(quick, vec![json!("DbValue::Int32(3)")]);
+    // Had the first request held the only connection through its pause, the
+    // second could not have finished before it.
+    assert!(
+        quick_done < slow_done,
+        "the second request waited for the first to give back the only connection"
+    );
 }
 
 #[tokio::test]

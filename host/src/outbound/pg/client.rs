@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use deadpool::managed::QueueMode;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::{Statement, config::SslMode};
 
@@ -12,24 +13,35 @@ use crate::outbound::spin::postgres::postgres::Error;
 /// How long a request waits for a connection before the open fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections per address; more requests than this wait for one.
-const MAX_CONNECTIONS: usize = 64;
-
 /// A `deadpool` pool per address, shared by every request, as in Spin.
 ///
-/// A request borrows one connection for as long as its guest holds the
-/// resource. Spin resets session state at every checkout (a round trip);
-/// this host instead closes a connection whose guest may have changed its
-/// session (see [`PgConnection::track`]), so an idle one is always clean and
-/// lending it costs nothing: the pool only checks that it is still open.
+/// A guest's connection holds a pooled connection only while it needs one:
+/// from the open to the end of its first statement, and then for each
+/// statement, or for as long as a transaction or session state lasts (see
+/// [`PgConnection::track`]). A request that computes between statements
+/// (a login's password hash) holds none meanwhile, so a small pool serves
+/// many requests. Spin resets session state at every checkout (a round
+/// trip); this host instead closes a connection whose guest may have
+/// changed its session, so an idle one is always clean and lending it
+/// costs nothing: the pool only checks that it is still open. The most
+/// recently returned connection is lent first, so the busy few stay warm.
 /// Each connection keeps the statements prepared on it (deadpool's
 /// statement cache).
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Pools {
     pools: Arc<Mutex<HashMap<String, Pool>>>,
+    size: usize,
 }
 
 impl Pools {
+    /// Pools of at most `size` connections each (at least one).
+    pub fn new(size: usize) -> Self {
+        Self {
+            pools: Arc::default(),
+            size: size.max(1),
+        }
+    }
+
     fn pool(&self, address: &str) -> Result<Pool, Error> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(pool) = pools.get(address) {
@@ -55,7 +67,8 @@ impl Pools {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(MAX_CONNECTIONS)
+            .max_size(self.size)
+            .queue_mode(QueueMode::Lifo)
             .wait_timeout(Some(CONNECT_TIMEOUT))
             .create_timeout(Some(CONNECT_TIMEOUT))
             .runtime(Runtime::Tokio1)
@@ -67,18 +80,9 @@ impl Pools {
 
     pub(super) async fn connect(&self, address: &str) -> Result<PgConnection, Error> {
         let pool = self.pool(address)?;
-        // A failure here is the server's (or the network's).
-        let client = pool.get().await.map_err(|error| match error {
-            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
-                Error::ConnectionFailed("too many connections".to_owned())
-            }
-            PoolError::Timeout(_) => {
-                Error::ConnectionFailed("timed out connecting to the server".to_owned())
-            }
-            PoolError::Backend(error) => Error::ConnectionFailed(error_text(&error)),
-            other => Error::ConnectionFailed(other.to_string()),
-        })?;
+        let client = checkout(&pool).await?;
         Ok(PgConnection {
+            pool,
             client: Some(client),
             in_transaction: false,
             stateful: false,
@@ -86,19 +90,48 @@ impl Pools {
     }
 }
 
-/// A guest's connection: a client borrowed until the guest drops the
-/// resource (or the request ends).
+/// A connection from `pool`; a failure here is the server's (or the
+/// network's), or the pool stayed busy.
+async fn checkout(pool: &Pool) -> Result<deadpool_postgres::Object, Error> {
+    pool.get().await.map_err(|error| match error {
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+            Error::ConnectionFailed("too many connections".to_owned())
+        }
+        PoolError::Timeout(_) => {
+            Error::ConnectionFailed("timed out connecting to the server".to_owned())
+        }
+        PoolError::Backend(error) => Error::ConnectionFailed(error_text(&error)),
+        other => Error::ConnectionFailed(other.to_string()),
+    })
+}
+
+/// A guest's connection: a pooled client while a statement, a transaction
+/// or session state needs one (see [`Pools`]).
 pub struct PgConnection {
+    pool: Pool,
     client: Option<deadpool_postgres::Object>,
     in_transaction: bool,
     stateful: bool,
 }
 
 impl PgConnection {
-    pub(super) fn client(&mut self) -> wasmtime::Result<&mut deadpool_postgres::Object> {
-        self.client
-            .as_mut()
-            .ok_or_else(|| wasmtime::Error::msg("the connection was released"))
+    /// The client for the next statement: the one held, or one from the
+    /// pool.
+    pub(super) async fn client(&mut self) -> Result<&mut deadpool_postgres::Object, Error> {
+        let client = match self.client.take() {
+            Some(client) => client,
+            None => checkout(&self.pool).await?,
+        };
+        Ok(self.client.insert(client))
+    }
+
+    /// After a statement: the client goes back to the pool unless the
+    /// session it carries (an open transaction, settings, locks) is needed
+    /// by the next statement.
+    pub(super) fn statement_done(&mut self) {
+        if !self.in_transaction && !self.stateful {
+            self.client = None;
+        }
     }
 
     /// Notes what a statement does to the session: a transaction left open,

@@ -119,46 +119,15 @@ impl RequestState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let tracked = self.table.get_mut(&connection)?;
-        tracked.track(&statement);
-        let client = tracked.client()?;
         let params = match convert_params(params) {
             Ok(params) => params,
             Err(error) => return Ok(Err(error)),
         };
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let sql = statement;
-        let statement = match prepared(client, &sql).await {
-            Ok(statement) => statement,
-            Err(error) => return Ok(Err(query_failed(error))),
-        };
-        let rows = match client.query(&statement, &refs).await {
-            Ok(rows) => rows,
-            Err(error) => {
-                // The schema may have changed under the prepared statement.
-                forget(client, &sql);
-                return Ok(Err(query_failed(error)));
-            }
-        };
-        // Spin takes the column list from the first row, so a query that
-        // returns no rows has no columns; a component must not rely on them.
-        let columns = rows
-            .first()
-            .map(|row| {
-                row.columns()
-                    .iter()
-                    .map(|column| Column {
-                        name: column.name().to_owned(),
-                        data_type: data_type(column.type_()),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let rows = match rows.iter().map(convert_row).collect::<Result<Vec<_>, _>>() {
-            Ok(rows) => rows,
-            Err(error) => return Ok(Err(error)),
-        };
-        Ok(Ok(RowSet { columns, rows }))
+        let tracked = self.table.get_mut(&connection)?;
+        tracked.track(&statement);
+        let result = query_on(tracked, &statement, &params).await;
+        tracked.statement_done();
+        Ok(result)
     }
 
     async fn execute_pg(
@@ -167,9 +136,6 @@ impl RequestState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let tracked = self.table.get_mut(&connection)?;
-        tracked.track(&statement);
-        let client = tracked.client()?;
         // Spin reports a parameter it cannot convert as `bad-parameter` from
         // `query` but as `value-conversion-failed` from `execute`; so does
         // this host, so that a component sees the same error under both.
@@ -178,18 +144,64 @@ impl RequestState {
             Err(Error::BadParameter(text)) => return Ok(Err(Error::ValueConversionFailed(text))),
             Err(error) => return Ok(Err(error)),
         };
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let sql = statement;
-        let statement = match prepared(client, &sql).await {
-            Ok(statement) => statement,
-            Err(error) => return Ok(Err(query_failed(error))),
-        };
-        let result = client.execute(&statement, &refs).await;
-        if result.is_err() {
-            forget(client, &sql);
-        }
-        Ok(result.map_err(query_failed))
+        let tracked = self.table.get_mut(&connection)?;
+        tracked.track(&statement);
+        let result = execute_on(tracked, &statement, &params).await;
+        tracked.statement_done();
+        Ok(result)
     }
+}
+
+async fn query_on(
+    connection: &mut PgConnection,
+    sql: &str,
+    params: &[Param],
+) -> Result<RowSet, Error> {
+    let client = connection.client().await?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+    let statement = prepared(client, sql).await.map_err(query_failed)?;
+    let rows = match client.query(&statement, &refs).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            // The schema may have changed under the prepared statement.
+            forget(client, sql);
+            return Err(query_failed(error));
+        }
+    };
+    // Spin takes the column list from the first row, so a query that
+    // returns no rows has no columns; a component must not rely on them.
+    let columns = rows
+        .first()
+        .map(|row| {
+            row.columns()
+                .iter()
+                .map(|column| Column {
+                    name: column.name().to_owned(),
+                    data_type: data_type(column.type_()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows = rows
+        .iter()
+        .map(convert_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RowSet { columns, rows })
+}
+
+async fn execute_on(
+    connection: &mut PgConnection,
+    sql: &str,
+    params: &[Param],
+) -> Result<u64, Error> {
+    let client = connection.client().await?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+    let statement = prepared(client, sql).await.map_err(query_failed)?;
+    let result = client.execute(&statement, &refs).await;
+    if result.is_err() {
+        forget(client, sql);
+    }
+    result.map_err(query_failed)
 }
 
 fn convert_params(params: Vec<ParameterValue>) -> Result<Vec<Param>, Error> {
