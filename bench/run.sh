@@ -50,6 +50,7 @@ start_host() {
 stop_host() { kill "$host" 2>/dev/null || true; wait "$host" 2>/dev/null || true; }
 cleanup() {
   stop_host
+  kill "${simd_host:-}" 2>/dev/null || true
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
   redis-cli -h 127.0.0.1 --scan --pattern "${prefix}*" | xargs -r redis-cli -h 127.0.0.1 del > /dev/null || true
   rm -rf "$state"
@@ -115,39 +116,44 @@ grep '^timeline ' "$out/host-$port.log" > "$out/timelines.log"
 echo "==> Argon2 natively and in a component"
 target/release/examples/argon2 20 > "$out/argon2-native.txt"
 # The test fixture times a hash and a verification in one instance: the
-# first pays for growing linear memory, the second does not.
+# first pays for growing linear memory, the second does not. Sets `port`
+# and `host`; its log goes to fixture-<name>.log.
 serve_fixture() {
-  local manifest=$1
+  local manifest=$1 name=$2
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   SPIN_VARIABLE_SECRET_WORD=bench target/release/spin-auth --no-build --from "$manifest" \
-    --state-dir "$state/fixture" --listen "127.0.0.1:$port" > "$out/fixture.log" 2>&1 &
+    --state-dir "$state/fixture-$name" --listen "127.0.0.1:$port" > "$out/fixture-$name.log" 2>&1 &
   host=$!
   for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$port/argon2" > /dev/null 2>&1 && return; sleep 0.5; done
-  echo "the fixture did not start"; cat "$out/fixture.log"; exit 1
+  echo "the fixture did not start"; cat "$out/fixture-$name.log"; exit 1
 }
-time_argon2() {
-  : > "$1"
-  for _ in $(seq 1 12); do curl -fs "http://127.0.0.1:$port/argon2" >> "$1"; echo >> "$1"; done
-}
-serve_fixture host/tests/fixture/spin.toml
-time_argon2 "$out/argon2-component.jsonl"
+serve_fixture host/tests/fixture/spin.toml simd128
+simd_port=$port simd_host=$host
 echo "==> access token signing and verification, HS256 and EdDSA"
 : > "$out/jwt-component.jsonl"
 for _ in $(seq 1 5); do curl -fs "http://127.0.0.1:$port/jwt" >> "$out/jwt-component.jsonl"; echo >> "$out/jwt-component.jsonl"; done
-stop_host
 target/release/examples/jwt > "$out/jwt-native.json"
 
-echo "==> Argon2 in the same component built with Wasm SIMD (+simd128)"
-# The fixture again, built with SIMD into a target folder of its own and
+echo "==> Argon2 in the same component built with and without Wasm SIMD"
+# The fixture again, built without SIMD into a target folder of its own and
 # served from a copy of its manifest that points there. RUSTFLAGS replaces
-# .cargo/config.toml's flags, so the initial heap is given again.
-RUSTFLAGS="-C target-feature=+simd128 -C link-arg=--initial-heap=2097152" cargo build --release --quiet --target wasm32-wasip1 \
-  -p host-fixture --target-dir target/bench-simd128
-mkdir -p "$state/simd128"
-sed "s#\.\./\.\./\.\./target/wasm32-wasip1/#$PWD/target/bench-simd128/wasm32-wasip1/#" \
-  host/tests/fixture/spin.toml > "$state/simd128/spin.toml"
-serve_fixture "$state/simd128/spin.toml"
-time_argon2 "$out/argon2-simd128.jsonl"
+# .cargo/config.toml's flags (+simd128 among them), so the initial heap is
+# given again.
+RUSTFLAGS="-C link-arg=--initial-heap=2097152" cargo build --release --quiet --target wasm32-wasip1 \
+  -p host-fixture --target-dir target/bench-scalar
+mkdir -p "$state/scalar"
+sed "s#\.\./\.\./\.\./target/wasm32-wasip1/#$PWD/target/bench-scalar/wasm32-wasip1/#" \
+  host/tests/fixture/spin.toml > "$state/scalar/spin.toml"
+serve_fixture "$state/scalar/spin.toml" scalar
+# Alternately, so that both builds see the machine in the same state.
+: > "$out/argon2-component.jsonl"
+: > "$out/argon2-scalar.jsonl"
+for _ in $(seq 1 12); do
+  curl -fs "http://127.0.0.1:$simd_port/argon2" >> "$out/argon2-component.jsonl"; echo >> "$out/argon2-component.jsonl"
+  curl -fs "http://127.0.0.1:$port/argon2" >> "$out/argon2-scalar.jsonl"; echo >> "$out/argon2-scalar.jsonl"
+done
+stop_host
+host=$simd_host
 stop_host
 
 echo "==> Argon2 reference: argon2-cffi (libargon2, the reference C implementation)"
