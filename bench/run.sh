@@ -139,7 +139,7 @@ echo "==> Argon2 in the same component built with and without Wasm SIMD"
 # served from a copy of its manifest that points there. RUSTFLAGS replaces
 # .cargo/config.toml's flags (+simd128 among them), so the initial heap is
 # given again.
-RUSTFLAGS="-C link-arg=--initial-heap=2097152" cargo build --release --quiet --target wasm32-wasip1 \
+RUSTFLAGS="-C link-arg=--initial-heap=524288" cargo build --release --quiet --target wasm32-wasip1 \
   -p host-fixture --target-dir target/bench-scalar
 mkdir -p "$state/scalar"
 sed "s#\.\./\.\./\.\./target/wasm32-wasip1/#$PWD/target/bench-scalar/wasm32-wasip1/#" \
