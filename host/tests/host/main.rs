@@ -899,19 +899,25 @@ async fn pg_script(fixture: &Fixture, steps: Value) -> Vec<Value> {
         .clone()
 }
 
-#[tokio::test]
-async fn a_transaction_or_a_session_setting_keeps_its_connection_between_statements() {
-    require_postgres().await;
-    // One pooled connection: a request that gave it back in the middle of
-    // a transaction would lend its transaction to the next request.
-    let fixture = try_start(FixtureOptions {
+/// The fixture with a pool of one PostgreSQL connection, so that a
+/// connection lent at the wrong time shows.
+fn start_with_one_pg_connection() -> Fixture {
+    try_start(FixtureOptions {
         limits: Limits {
             pg_connections: 1,
             ..Limits::default()
         },
         ..FixtureOptions::default()
     })
-    .expect("the fixture app starts");
+    .expect("the fixture app starts")
+}
+
+#[tokio::test]
+async fn a_transaction_or_a_session_setting_keeps_its_connection_between_statements() {
+    require_postgres().await;
+    // One pooled connection: a request that gave it back in the middle of
+    // a transaction would lend its transaction to the next request.
+    let fixture = start_with_one_pg_connection();
     let mark = "SELECT coalesce(current_setting('spin_auth.mark', true), '')";
     let name = "SELECT current_setting('application_name')";
     // Another request, once the first has run its first statements.
@@ -962,14 +968,7 @@ async fn a_transaction_or_a_session_setting_keeps_its_connection_between_stateme
 #[tokio::test]
 async fn a_request_holds_no_connection_while_it_works_between_statements() {
     require_postgres().await;
-    let fixture = try_start(FixtureOptions {
-        limits: Limits {
-            pg_connections: 1,
-            ..Limits::default()
-        },
-        ..FixtureOptions::default()
-    })
-    .expect("the fixture app starts");
+    let fixture = start_with_one_pg_connection();
     // A request that pauses 1.5 s between two statements, as a login
     // hashes a password between its reads and writes...
     let slow = pg_script(
