@@ -35,10 +35,9 @@ impl LogSink {
         match self {
             LogSink::Stderr => {
                 // One write, not `writeln!`'s two: stderr is unbuffered.
-                let mut text = String::with_capacity(line.len() + 1);
-                text.push_str(line);
-                text.push('\n');
-                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+                let _ = std::io::stderr()
+                    .lock()
+                    .write_all(format!("{line}\n").as_bytes());
             }
             LogSink::Memory(lines) => {
                 lines

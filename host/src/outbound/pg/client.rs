@@ -18,7 +18,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A guest's connection holds a pooled connection only while it needs one:
 /// from the open to the end of its first statement, and then for each
 /// statement, or for as long as a transaction or session state lasts (see
-/// [`PgConnection::track`]). A request that computes between statements
+/// `PgConnection::track`). A request that computes between statements
 /// (a login's password hash) holds none meanwhile, so a small pool serves
 /// many requests. Spin resets session state at every checkout (a round
 /// trip); this host instead closes a connection whose guest may have
@@ -115,9 +115,13 @@ pub struct PgConnection {
 }
 
 impl PgConnection {
-    /// The client for the next statement: the one held, or one from the
-    /// pool.
-    pub(super) async fn client(&mut self) -> Result<&mut deadpool_postgres::Object, Error> {
+    /// The client to run `statement` on: the one held, or one from the
+    /// pool; notes first what the statement does to the session.
+    pub(super) async fn client(
+        &mut self,
+        statement: &str,
+    ) -> Result<&mut deadpool_postgres::Object, Error> {
+        self.track(statement);
         let client = match self.client.take() {
             Some(client) => client,
             None => checkout(&self.pool).await?,
@@ -137,7 +141,7 @@ impl PgConnection {
     /// Notes what a statement does to the session: a transaction left open,
     /// or session state (settings, prepared statements, temporary tables,
     /// locks, listeners) that must not reach another request.
-    pub(super) fn track(&mut self, statement: &str) {
+    fn track(&mut self, statement: &str) {
         let words: Vec<String> = statement
             .split_whitespace()
             .take(2)

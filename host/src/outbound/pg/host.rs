@@ -124,7 +124,6 @@ impl RequestState {
             Err(error) => return Ok(Err(error)),
         };
         let tracked = self.table.get_mut(&connection)?;
-        tracked.track(&statement);
         let result = query_on(tracked, &statement, &params).await;
         tracked.statement_done();
         Ok(result)
@@ -145,7 +144,6 @@ impl RequestState {
             Err(error) => return Ok(Err(error)),
         };
         let tracked = self.table.get_mut(&connection)?;
-        tracked.track(&statement);
         let result = execute_on(tracked, &statement, &params).await;
         tracked.statement_done();
         Ok(result)
@@ -157,7 +155,7 @@ async fn query_on(
     sql: &str,
     params: &[Param],
 ) -> Result<RowSet, Error> {
-    let client = connection.client().await?;
+    let client = connection.client(sql).await?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
     let statement = prepared(client, sql).await.map_err(query_failed)?;
     let rows = match client.query(&statement, &refs).await {
@@ -194,7 +192,7 @@ async fn execute_on(
     sql: &str,
     params: &[Param],
 ) -> Result<u64, Error> {
-    let client = connection.client().await?;
+    let client = connection.client(sql).await?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
     let statement = prepared(client, sql).await.map_err(query_failed)?;
     let result = client.execute(&statement, &refs).await;
