@@ -2,6 +2,7 @@
 
 Usage: report.py <results-dir>
 Reads wrk-<route>-<connections>.txt, wal-<route>-<connections>.txt,
+cpu-<route>-<connections>.txt,
 timelines.log, argon2-*.txt, argon2-*.jsonl, jwt-*.json* and machine.txt
 from the folder, prints
 markdown.
@@ -45,10 +46,20 @@ def wal_per_request(route, connections, requests):
     return f"{int(path.read_text()) / requests:.3f}"
 
 
+def cpu_per_request(route, connections, requests):
+    """CPU time per request of the host, PostgreSQL and Redis, as cells."""
+    path = results / f"cpu-{route}-{connections}.txt"
+    if not path.exists() or requests == 0:
+        return ["n/a"] * 3
+    ticks = [int(value) for value in path.read_text().split()]
+    before, after, per_second = ticks[0:3], ticks[3:6], ticks[6]
+    return [show((a - b) * 1_000_000 / per_second / requests) for a, b in zip(after, before)]
+
+
 print(results.joinpath("machine.txt").read_text().strip())
 print()
-print("| Route | Connections | Requests/s | p50 | p99 | max | Errors | WAL flushes/request |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| Route | Connections | Requests/s | p50 | p99 | max | Errors | WAL flushes/request | CPU/request: host | PostgreSQL | Redis |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 total_errors = 0
 for route in ["notfound", "health", "topics", "refresh", "login"]:
     for connections in [1, 8, 32]:
@@ -68,7 +79,8 @@ for route in ["notfound", "health", "topics", "refresh", "login"]:
         }[route]
         shown = "n/a" if route == "notfound" else errors
         wal = wal_per_request(route, connections, requests)
-        print(f"| {label} | {connections} | {rps:,.0f} | {show(p50)} | {show(p99)} | {show(peak)} | {shown} | {wal} |")
+        cpu = " | ".join(cpu_per_request(route, connections, requests))
+        print(f"| {label} | {connections} | {rps:,.0f} | {show(p50)} | {show(p99)} | {show(peak)} | {shown} | {wal} | {cpu} |")
 print()
 
 timelines = [

@@ -76,14 +76,33 @@ psql -q -h 127.0.0.1 -U postgres -d "$database" -c "
 # difference across a run, over its requests, is the flushes per request
 # (the machine is otherwise quiet; anything else writing adds to it).
 wal_syncs() { psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT wal_sync FROM pg_stat_wal"; }
+# CPU time (user + system, in clock ticks) that processes have used so far,
+# from /proc/<pid>/stat; the difference across a run, over its requests,
+# is each one's CPU per request: a steadier figure than requests/s on a
+# machine whose neighbours take some of its time.
+cpu_ticks() {
+  local total=0 stat fields
+  for pid in "$@"; do
+    stat=$(cat "/proc/$pid/stat" 2> /dev/null) || continue
+    read -r -a fields <<< "${stat##*) }"
+    total=$(( total + fields[11] + fields[12] ))
+  done
+  echo "$total"
+}
+cpu_now() {
+  # shellcheck disable=SC2046 # one pid per word
+  echo "$(cpu_ticks "$host") $(cpu_ticks $(pgrep -x postgres)) $(cpu_ticks $(pgrep -x redis-server))"
+}
 run_wrk() {
   local route=$1 connections=$2; shift 2
   local threads=$(( connections < 2 ? connections : 2 ))
   [ "$route" = refresh ] && threads=$connections
   echo "==> $route, $connections connection(s)"
-  local before
+  local before cpu_before
   before=$(wal_syncs)
+  cpu_before=$(cpu_now)
   wrk --latency -t "$threads" -c "$connections" -d "${seconds}s" "$@" > "$out/wrk-$route-$connections.txt"
+  echo "$cpu_before $(cpu_now) $(getconf CLK_TCK)" > "$out/cpu-$route-$connections.txt"
   echo $(( $(wal_syncs) - before )) > "$out/wal-$route-$connections.txt"
 }
 
