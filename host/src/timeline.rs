@@ -67,7 +67,7 @@ impl Timeline {
     }
 }
 
-/// Tracks the peak linear memory of an instance.
+/// Tracks the peak linear memory of an instance and its growths.
 #[derive(Default)]
 pub struct MemoryPeak {
     /// Largest size any memory was allowed to grow to.

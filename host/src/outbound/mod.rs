@@ -117,7 +117,7 @@ pub struct RequestState {
     pub http_hooks: http::OutboundHttp,
     /// Where the request's time went, when timelines are on.
     pub timeline: Option<crate::timeline::Timeline>,
-    /// Peak linear memory, when timelines are on.
+    /// Peak linear memory and how often it grew.
     pub memory: crate::timeline::MemoryPeak,
 }
 
