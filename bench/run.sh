@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds="${BENCH_SECONDS:-5}"
 out=target/bench
 mkdir -p "$out"
-rm -f "$out"/wrk-*.txt "$out"/timelines.log
+rm -f "$out"/wrk-*.txt "$out"/wal-*.txt "$out"/cpu-*.txt "$out"/timelines.log
 
 command -v wrk > /dev/null || apt-get install -y -q wrk > /dev/null
 echo "==> building (release)"

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use spin_auth_host::{App, HostOptions, Limits};
 
 /// mimalloc rather than the system allocator: every request allocates and
-/// frees the same shapes on two worker threads (instance state, headers,
+/// frees the same shapes on every worker thread (instance state, headers,
 /// rows), and with mimalloc the host spent ≈7 % less CPU per protected
-/// read at 32 connections (bench/run.sh's CPU column, alternating runs).
+/// read at 32 connections (CPU per request as bench/run.sh counts it, in
+/// alternating runs of the two builds).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -508,7 +508,7 @@ impl App {
             // a memory grown to hold Argon2's 19 MiB takes milliseconds.
             // That is done off the worker, which meanwhile writes out the
             // response and serves other requests (a login's p50 at one
-            // connection: ≈2 ms less, bench/run.sh).
+            // connection: ≈3 ms less, in alternating runs).
             if data.memory.growths > 0 {
                 tokio::task::spawn_blocking(move || drop(store));
             }
