@@ -78,8 +78,8 @@ psql -q -h 127.0.0.1 -U postgres -d "$database" -c "
 wal_syncs() { psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT wal_sync FROM pg_stat_wal"; }
 # CPU time (user + system, in clock ticks) that processes have used so far,
 # from /proc/<pid>/stat; the difference across a run, over its requests,
-# is each one's CPU per request: a steadier figure than requests/s on a
-# machine whose neighbours take some of its time.
+# is each one's CPU per request: where a request's CPU goes, and, for two
+# builds timed alternately, a steadier comparison than requests/s.
 cpu_ticks() {
   local total=0 stat fields
   for pid in "$@"; do
