@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::password::{Verification, hash_password, verify_against_dummy, verify_password};
 use crate::store::{
     AuditEvent, AuditLog, CounterStore, MfaChallenge, MfaStore, NewSession, SessionPolicy,
-    SessionStore, UserStore,
+    SessionStore, UserStore, record_or_log,
 };
 use crate::tokens::RefreshToken;
 use crate::totp::MfaToken;
@@ -325,7 +325,7 @@ pub(crate) fn audit(
     detail: Option<&str>,
     at: Timestamp,
 ) {
-    let recorded = log.record(&AuditEvent {
+    let event = AuditEvent {
         event,
         user_id,
         session_id,
@@ -333,10 +333,8 @@ pub(crate) fn audit(
         user_agent: client.user_agent,
         detail,
         at,
-    });
-    if let Err(error) = recorded {
-        eprintln!("cannot record audit event {event}: {error:?}");
-    }
+    };
+    record_or_log(log, &event);
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::*;
 use crate::auth::testing::{self, CLIENT, PASSWORD, POLICY, settings, with_user};
 use crate::store::memory::MemoryStore;
-use crate::store::{Credentials, NewUser, StoreResult};
+use crate::store::{AuditEvent, Credentials, NewUser, StoreResult};
 
 fn stores(store: &MemoryStore) -> SignInStores<'_> {
     testing::stores(store).sign_in()
@@ -150,6 +150,9 @@ impl UserStore for ChangedDuringLogin<'_> {
     }
     fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         self.0.user_by_id(id)
+    }
+    fn user_by_id_audited(&self, id: &str, event: &AuditEvent<'_>) -> StoreResult<Option<User>> {
+        self.0.user_by_id_audited(id, event)
     }
     fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
         self.0.credentials(id)

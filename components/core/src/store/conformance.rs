@@ -119,6 +119,10 @@ const CASES: &[Case] = &[
         "the audit trail is listed newest first, by user and event, before a cursor",
         admin::audit_listing,
     ),
+    (
+        "an account read with an event records it for an enabled account only",
+        admin::read_with_event,
+    ),
 ];
 
 /// Runs every case against `subject`.

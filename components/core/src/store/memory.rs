@@ -106,6 +106,10 @@ impl UserStore for MemoryStore {
             .map(|(user, _)| self.with_mfa(user.clone())))
     }
 
+    fn user_by_id_audited(&self, id: &str, event: &AuditEvent<'_>) -> StoreResult<Option<User>> {
+        super::user_by_id_then_record(self, self, id, event)
+    }
+
     fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
         Ok(self
             .users

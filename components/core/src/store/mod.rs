@@ -150,6 +150,14 @@ pub trait UserStore {
     fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>>;
     /// The user with `id`.
     fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    /// The user with `id`, read for a request that goes on only with an
+    /// enabled account (a refresh): when the account is there and not
+    /// disabled, `event` is also appended to the audit trail, which is
+    /// this store's database. Where the database can, read and append are
+    /// one statement: one round trip and one commit instead of two. As
+    /// with [`record_or_log`], an event that cannot be written does not
+    /// fail the read.
+    fn user_by_id_audited(&self, id: &str, event: &AuditEvent<'_>) -> StoreResult<Option<User>>;
     /// The credentials of the user with `id`.
     fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>>;
     /// Replaces the hash by a stronger one of the same password, unless the
@@ -448,6 +456,30 @@ pub trait AuditLog {
     fn record(&self, event: &AuditEvent<'_>) -> StoreResult<()>;
     /// Events, newest first.
     fn list(&self, query: &AuditQuery<'_>) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// Appends `event` to `log`. The request it records goes on whether or not
+/// it could be written (no request fails for the trail's sake); a failure
+/// is logged.
+pub fn record_or_log(log: &dyn AuditLog, event: &AuditEvent<'_>) {
+    if let Err(error) = log.record(event) {
+        eprintln!("cannot record audit event {}: {error:?}", event.event);
+    }
+}
+
+/// [`UserStore::user_by_id_audited`] as two steps, for a store whose
+/// database cannot read and append in one statement.
+pub fn user_by_id_then_record(
+    users: &dyn UserStore,
+    log: &dyn AuditLog,
+    id: &str,
+    event: &AuditEvent<'_>,
+) -> StoreResult<Option<User>> {
+    let user = users.user_by_id(id)?;
+    if user.as_ref().is_some_and(|user| !user.disabled) {
+        record_or_log(log, event);
+    }
+    Ok(user)
 }
 
 /// The backends of one request, chosen from the configuration.

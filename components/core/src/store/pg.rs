@@ -107,7 +107,11 @@ fn classify(error: PgError) -> SqlError {
 /// every query this way works on those versions and on fixed ones alike,
 /// for any statement a CTE may hold (`SELECT .. FOR UPDATE`, `INSERT ..
 /// RETURNING`), and keeps the statement's own order.
-fn never_empty(sql: &str, versioned: bool) -> String {
+///
+/// `writes`, when there are any, are data-modifying CTEs (see
+/// [`SqlDb::query_writing`]): PostgreSQL takes those only at the top
+/// level, so they go before `spin_auth_rows` rather than inside it.
+fn never_empty(writes: Option<&str>, sql: &str, versioned: bool) -> String {
     let version = if versioned {
         format!(
             "({}) AS spin_auth_schema, ",
@@ -116,8 +120,9 @@ fn never_empty(sql: &str, versioned: bool) -> String {
     } else {
         String::new()
     };
+    let writes = writes.map_or(String::new(), |writes| format!("{writes}, "));
     format!(
-        "WITH spin_auth_rows AS ({sql}) \
+        "WITH {writes}spin_auth_rows AS ({sql}) \
          SELECT {version}numbered.* FROM (SELECT 1) AS spin_auth_one \
          LEFT JOIN (SELECT row_number() OVER () AS spin_auth_row, spin_auth_rows.* FROM spin_auth_rows) AS numbered \
          ON true ORDER BY numbered.spin_auth_row"
@@ -129,6 +134,7 @@ impl PgDb {
     /// asked for, and the rows.
     fn wrapped(
         &self,
+        writes: Option<&str>,
         sql: &str,
         params: &[SqlValue],
         versioned: bool,
@@ -136,7 +142,7 @@ impl PgDb {
         let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
         let result = self
             .connection()?
-            .query(&never_empty(sql, versioned), &params)
+            .query(&never_empty(writes, sql, versioned), &params)
             .map_err(classify)?;
         let lead = usize::from(versioned);
         let version = match result.rows.first().and_then(|row| row.first()) {
@@ -166,11 +172,21 @@ impl SqlDb for PgDb {
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
-        Ok(self.wrapped(sql, params, false)?.1)
+        Ok(self.wrapped(None, sql, params, false)?.1)
     }
 
     fn query_versioned(&self, sql: &str, params: &[SqlValue]) -> Result<(i64, Vec<Row>), SqlError> {
-        let (version, rows) = self.wrapped(sql, params, true)?;
+        let (version, rows) = self.wrapped(None, sql, params, true)?;
+        Ok((super::migrations::version_from(version.as_ref())?, rows))
+    }
+
+    fn query_writing(
+        &self,
+        writes: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<(i64, Vec<Row>), SqlError> {
+        let (version, rows) = self.wrapped(Some(writes), sql, params, true)?;
         Ok((super::migrations::version_from(version.as_ref())?, rows))
     }
 

@@ -13,6 +13,16 @@ use std::cell::Cell;
 
 use crate::store::{Store, StoreError, StoreResult, migrations};
 
+/// PostgreSQL's CTE `relaxed`: a statement that reads it (`FROM relaxed`)
+/// commits without waiting for the write-ahead log to reach the disk.
+macro_rules! relaxed_cte {
+    () => {
+        "relaxed AS (SELECT set_config('synchronous_commit', 'off', true))"
+    };
+}
+/// [`relaxed_cte!`] as a CTE among others (see [`SqlStore::read_writing`]).
+pub const RELAXED_CTE: &str = relaxed_cte!();
+
 /// Which SQL the database speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -41,10 +51,7 @@ impl Dialect {
     /// transaction, so there both are empty.
     pub fn relaxed_commit(self) -> (&'static str, &'static str) {
         match self {
-            Dialect::Postgres => (
-                "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) ",
-                " FROM relaxed",
-            ),
+            Dialect::Postgres => (concat!("WITH ", relaxed_cte!(), " "), " FROM relaxed"),
             Dialect::Sqlite => ("", ""),
         }
     }
@@ -156,6 +163,34 @@ pub trait SqlDb {
         let version = migrations::version_from(rows.first().and_then(|row| row.0.first()))?;
         Ok((version, self.query(sql, params)?))
     }
+    /// Runs the `SELECT` `sql` in one statement with `writes`: CTEs that
+    /// change rows (`name AS (INSERT ...)`, comma-separated), which run
+    /// whether or not `sql` reads them; reads the schema's version
+    /// alongside. Only PostgreSQL has data-modifying CTEs; elsewhere this
+    /// is an error, and callers check [`SqlDb::dialect`] first.
+    fn query_writing(
+        &self,
+        writes: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<(i64, Vec<Row>), SqlError> {
+        let _ = (writes, sql, params);
+        Err(SqlError::Other(format!(
+            "{:?} has no data-modifying CTEs",
+            self.dialect()
+        )))
+    }
+}
+
+/// The condition that the database's schema is the one this code expects,
+/// for a write that runs before its statement's version is seen (see
+/// [`SqlStore::read_writing`]).
+pub fn schema_is_current() -> String {
+    format!(
+        "({}) >= {}",
+        migrations::VERSION_QUERY,
+        migrations::current_version()
+    )
 }
 
 /// Users, audit, questions and (without Redis) sessions and counters, in
@@ -242,6 +277,36 @@ impl SqlStore {
                 Ok(rows)
             }
             Ok(_) | Err(SqlError::MissingSchema(_)) => self.query(sql, params),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
+    /// Runs the `SELECT` `sql` and `writes` in one statement, one round
+    /// trip (see [`SqlDb::query_writing`]; PostgreSQL only). Each write
+    /// must hold [`schema_is_current`] in its `WHERE`, so that nothing is
+    /// written on a schema this code does not expect: when the schema
+    /// turns out to be behind, the migrations run and the statement runs
+    /// again.
+    pub fn read_writing(
+        &self,
+        writes: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> StoreResult<Vec<Row>> {
+        match self.db.query_writing(writes, sql, params) {
+            Ok((version, rows)) if version >= migrations::current_version() => {
+                self.schema_current.set(true);
+                Ok(rows)
+            }
+            Ok(_) | Err(SqlError::MissingSchema(_)) => {
+                self.schema_current.set(false);
+                self.ensure_schema().map_err(store_error)?;
+                let (_, rows) = self
+                    .db
+                    .query_writing(writes, sql, params)
+                    .map_err(store_error)?;
+                Ok(rows)
+            }
             Err(error) => Err(store_error(error)),
         }
     }

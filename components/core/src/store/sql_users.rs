@@ -2,10 +2,10 @@
 
 use crate::clock::Timestamp;
 use crate::domain::{Email, User, parse_role_list};
-use crate::store::sql::{Row, SqlStore};
+use crate::store::sql::{Dialect, RELAXED_CTE, Row, SqlStore, schema_is_current};
 use crate::store::{
     AuditEvent, AuditLog, AuditQuery, AuditRecord, Credentials, NewUser, StoreError, StoreResult,
-    UserStore,
+    UserStore, user_by_id_then_record,
 };
 
 pub(super) fn user_from_row(row: &Row) -> anyhow::Result<User> {
@@ -93,6 +93,47 @@ impl UserStore for SqlStore {
             .map(user_from_row)
             .transpose()
             .map_err(StoreError::Other)
+    }
+
+    fn user_by_id_audited(&self, id: &str, event: &AuditEvent<'_>) -> StoreResult<Option<User>> {
+        // SQLite has no INSERT inside WITH.
+        if self.dialect() != Dialect::Postgres {
+            return user_by_id_then_record(self, self, id, event);
+        }
+        // The read and the event's insert in one statement: the insert is a
+        // data-modifying CTE, for an enabled account only, and like any
+        // audit write it commits without waiting for the disk.
+        let record = format!(
+            "{RELAXED_CTE}, recorded AS (INSERT INTO audit_events \
+             (at, event, user_id, session_id, ip, user_agent, detail) \
+             SELECT $2, $3, $4, $5, $6, $7, $8 FROM relaxed, users \
+             WHERE users.id = $1 AND users.disabled_at IS NULL AND {})",
+            schema_is_current()
+        );
+        let read = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let params = [
+            id.into(),
+            event.at.into(),
+            event.event.into(),
+            event.user_id.into(),
+            event.session_id.into(),
+            event.ip.into(),
+            event.user_agent.into(),
+            event.detail.into(),
+        ];
+        match self.read_writing(&record, &read, &params) {
+            Ok(rows) => rows
+                .first()
+                .map(user_from_row)
+                .transpose()
+                .map_err(StoreError::Other),
+            Err(error @ (StoreError::Unavailable(..) | StoreError::Refused(_))) => Err(error),
+            // The read may not fail for the sake of the trail: without it.
+            Err(error) => {
+                eprintln!("cannot record audit event {}: {error:?}", event.event);
+                self.user_by_id(id)
+            }
+        }
     }
 
     fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()> {

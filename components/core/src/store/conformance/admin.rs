@@ -194,3 +194,56 @@ pub(super) fn audit_listing(subject: &Subject<'_>) -> CaseResult {
         format!("before a cursor: {older:?}")
     })
 }
+
+pub(super) fn read_with_event(subject: &Subject<'_>) -> CaseResult {
+    let now = clock::now();
+    let none: &[Email] = &[];
+    let (user, email) = new_user(subject)?;
+    let event = |user_id| AuditEvent {
+        event: "read_with_event",
+        user_id: Some(user_id),
+        session_id: Some("session"),
+        ip: "127.0.0.1",
+        user_agent: "conformance",
+        detail: None,
+        at: now,
+    };
+    let recorded = |user_id: &str| {
+        store(subject.audit.list(&AuditQuery {
+            user_id: Some(user_id),
+            event: Some("read_with_event"),
+            before: None,
+            limit: 10,
+        }))
+    };
+    let read = store(subject.users.user_by_id_audited(&user, &event(&user)))?;
+    ensure(
+        read.as_ref().is_some_and(|read| read.email == email),
+        || format!("enabled: read {read:?}"),
+    )?;
+    let events = recorded(&user)?;
+    ensure(
+        events.len() == 1 && events[0].session_id.as_deref() == Some("session"),
+        || format!("enabled: recorded {events:?}"),
+    )?;
+
+    store(
+        subject
+            .directory
+            .change_user(&user, &change(None, Some(true)), none, now),
+    )?;
+    let read = store(subject.users.user_by_id_audited(&user, &event(&user)))?;
+    ensure(read.as_ref().is_some_and(|read| read.disabled), || {
+        format!("disabled: read {read:?}")
+    })?;
+    let events = recorded(&user)?;
+    ensure(events.len() == 1, || {
+        format!("disabled: recorded {events:?}")
+    })?;
+
+    let gone = fresh_id();
+    let read = store(subject.users.user_by_id_audited(&gone, &event(&gone)))?;
+    ensure(read.is_none(), || format!("gone: read {read:?}"))?;
+    let events = recorded(&gone)?;
+    ensure(events.is_empty(), || format!("gone: recorded {events:?}"))
+}
