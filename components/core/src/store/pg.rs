@@ -164,6 +164,17 @@ impl PgDb {
             .collect::<Result<_, _>>()?;
         Ok((version, rows))
     }
+
+    /// [`PgDb::wrapped`] with the schema's version.
+    fn versioned(
+        &self,
+        writes: Option<&str>,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<(i64, Vec<Row>), SqlError> {
+        let (version, rows) = self.wrapped(writes, sql, params, true)?;
+        Ok((super::migrations::version_from(version.as_ref())?, rows))
+    }
 }
 
 impl SqlDb for PgDb {
@@ -176,8 +187,7 @@ impl SqlDb for PgDb {
     }
 
     fn query_versioned(&self, sql: &str, params: &[SqlValue]) -> Result<(i64, Vec<Row>), SqlError> {
-        let (version, rows) = self.wrapped(None, sql, params, true)?;
-        Ok((super::migrations::version_from(version.as_ref())?, rows))
+        self.versioned(None, sql, params)
     }
 
     fn query_writing(
@@ -186,8 +196,7 @@ impl SqlDb for PgDb {
         sql: &str,
         params: &[SqlValue],
     ) -> Result<(i64, Vec<Row>), SqlError> {
-        let (version, rows) = self.wrapped(Some(writes), sql, params, true)?;
-        Ok((super::migrations::version_from(version.as_ref())?, rows))
+        self.versioned(Some(writes), sql, params)
     }
 
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, SqlError> {

@@ -2,7 +2,7 @@
 
 use crate::clock::Timestamp;
 use crate::domain::{Email, User, parse_role_list};
-use crate::store::sql::{Dialect, RELAXED_CTE, Row, SqlStore, schema_is_current};
+use crate::store::sql::{Dialect, RELAXED_CTE, Row, SqlStore, SqlValue, schema_is_current};
 use crate::store::{
     AuditEvent, AuditLog, AuditQuery, AuditRecord, Credentials, NewUser, StoreError, StoreResult,
     UserStore, user_by_id_then_record,
@@ -111,16 +111,9 @@ impl UserStore for SqlStore {
             schema_is_current()
         );
         let read = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let params = [
-            id.into(),
-            event.at.into(),
-            event.event.into(),
-            event.user_id.into(),
-            event.session_id.into(),
-            event.ip.into(),
-            event.user_agent.into(),
-            event.detail.into(),
-        ];
+        let params: Vec<SqlValue> = std::iter::once(id.into())
+            .chain(event_values(event))
+            .collect();
         match self.read_writing(&record, &read, &params) {
             Ok(rows) => rows
                 .first()
@@ -175,6 +168,19 @@ impl UserStore for SqlStore {
     }
 }
 
+/// An event's columns, in the order `audit_events` inserts name them.
+fn event_values(event: &AuditEvent<'_>) -> [SqlValue; 7] {
+    [
+        event.at.into(),
+        event.event.into(),
+        event.user_id.into(),
+        event.session_id.into(),
+        event.ip.into(),
+        event.user_agent.into(),
+        event.detail.into(),
+    ]
+}
+
 impl AuditLog for SqlStore {
     fn record(&self, event: &AuditEvent<'_>) -> StoreResult<()> {
         // An event may be lost in a crash (the last fraction of a second's);
@@ -186,15 +192,7 @@ impl AuditLog for SqlStore {
                  (at, event, user_id, session_id, ip, user_agent, detail) \
                  SELECT $1, $2, $3, $4, $5, $6, $7{from}"
             ),
-            &[
-                event.at.into(),
-                event.event.into(),
-                event.user_id.into(),
-                event.session_id.into(),
-                event.ip.into(),
-                event.user_agent.into(),
-                event.detail.into(),
-            ],
+            &event_values(event),
         )?;
         Ok(())
     }
