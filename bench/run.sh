@@ -103,8 +103,9 @@ run_wrk() {
   cpu_before=$(cpu_now)
   # wrk gives up on a response after 2 s by default and counts it as an
   # error; 32 logins queued on two cores wait about that long on a slow
-  # machine (≈1.3 s at p50 on one, two "errors" a run). A generous limit
-  # keeps the Errors column for what the service got wrong.
+  # machine (≈1.3 s at p50 on one, two "errors" a run), and wrk leaves
+  # such responses out of its latencies. A generous limit keeps the
+  # Errors column for what the service got wrong.
   wrk --latency --timeout 30s -t "$threads" -c "$connections" -d "${seconds}s" "$@" \
     > "$out/wrk-$route-$connections.txt"
   echo "$cpu_before $(cpu_now) $(getconf CLK_TCK)" > "$out/cpu-$route-$connections.txt"

@@ -82,8 +82,8 @@ pub fn refresh(
         roles: _,
         amr,
     } = session;
-    // The account is read afresh, and the refresh audited with the same
-    // statement when it goes on (one round trip on the hot path).
+    // The account is read afresh, and the refresh audited when it goes on
+    // (on PostgreSQL in the same statement: one round trip on the hot path).
     let event = AuditEvent {
         event: "refresh",
         user_id: Some(&user_id),

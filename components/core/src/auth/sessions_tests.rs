@@ -7,7 +7,7 @@ use crate::auth::testing::{
     CLIENT, PASSWORD, POLICY, audited, log_in, settings, stores, with_user,
 };
 use crate::store::memory::MemoryStore;
-use crate::store::{SessionStore, UserStore};
+use crate::store::{SessionStore, UserDirectory, UserStore};
 
 fn signed_in(store: &MemoryStore, email: &str, now: Timestamp) -> SignedIn {
     log_in(store, email, PASSWORD, now).unwrap()
@@ -84,6 +84,22 @@ fn roles_are_read_afresh_at_each_refresh() {
     store.mark_email_verified(&id, 105).unwrap();
     let second = refreshed(&store, &first.refresh_token, 110).unwrap();
     assert_eq!(second.roles, vec![Role::User, Role::Admin]);
+}
+
+#[test]
+fn a_disabled_account_is_not_refreshed_and_its_session_ends() {
+    let (store, id) = with_user("ada@example.com");
+    let first = signed_in(&store, "ada@example.com", 100);
+    let none: &[crate::domain::Email] = &[];
+    let disable = crate::store::UserChange {
+        roles: None,
+        disabled: Some(true),
+    };
+    store.change_user(&id, &disable, none, 105).unwrap();
+    let refused = refreshed(&store, &first.refresh_token, 110);
+    assert!(matches!(refused, Err(ApiError::InvalidRefreshToken)));
+    assert!(!audited(&store).contains(&"refresh".to_owned()));
+    assert!(store.list_sessions(&id, 110).unwrap().is_empty());
 }
 
 fn logged_out(

@@ -153,10 +153,11 @@ pub trait UserStore {
     /// The user with `id`, read for a request that goes on only with an
     /// enabled account (a refresh): when the account is there and not
     /// disabled, `event` is also appended to the audit trail, which is
-    /// this store's database. Where the database can, read and append are
-    /// one statement: one round trip and one commit instead of two. As
-    /// with [`record_or_log`], an event that cannot be written does not
-    /// fail the read.
+    /// this store's database; `event.user_id` is `id`. Where the database
+    /// can, read and append are one statement: one round trip and one
+    /// commit instead of two. As with [`record_or_log`], an event that
+    /// cannot be written does not fail the read (a database that cannot be
+    /// reached still does).
     fn user_by_id_audited(&self, id: &str, event: &AuditEvent<'_>) -> StoreResult<Option<User>>;
     /// The credentials of the user with `id`.
     fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>>;

@@ -21,7 +21,7 @@ macro_rules! relaxed_cte {
     };
 }
 /// [`relaxed_cte!`] as a CTE among others (see [`SqlStore::read_writing`]).
-pub const RELAXED_CTE: &str = relaxed_cte!();
+pub(crate) const RELAXED_CTE: &str = relaxed_cte!();
 
 /// Which SQL the database speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,18 +163,18 @@ pub trait SqlDb {
         let version = migrations::version_from(rows.first().and_then(|row| row.0.first()))?;
         Ok((version, self.query(sql, params)?))
     }
-    /// Runs the `SELECT` `sql` in one statement with `writes`: CTEs that
-    /// change rows (`name AS (INSERT ...)`, comma-separated), which run
-    /// whether or not `sql` reads them; reads the schema's version
+    /// Runs the `SELECT` `sql` in one statement with `writes`: CTEs,
+    /// comma-separated, among them some that change rows (`name AS
+    /// (INSERT ...)`), which run whether or not `sql` reads them, and any
+    /// they read (such as [`RELAXED_CTE`]); reads the schema's version
     /// alongside. Only PostgreSQL has data-modifying CTEs; elsewhere this
     /// is an error, and callers check [`SqlDb::dialect`] first.
     fn query_writing(
         &self,
-        writes: &str,
-        sql: &str,
-        params: &[SqlValue],
+        _writes: &str,
+        _sql: &str,
+        _params: &[SqlValue],
     ) -> Result<(i64, Vec<Row>), SqlError> {
-        let _ = (writes, sql, params);
         Err(SqlError::Other(format!(
             "{:?} has no data-modifying CTEs",
             self.dialect()
@@ -182,10 +182,10 @@ pub trait SqlDb {
     }
 }
 
-/// The condition that the database's schema is the one this code expects,
-/// for a write that runs before its statement's version is seen (see
-/// [`SqlStore::read_writing`]).
-pub fn schema_is_current() -> String {
+/// The condition that the database's schema is at least the version this
+/// code expects, for a write that runs before its statement's version is
+/// seen (see [`SqlStore::read_writing`]).
+pub(crate) fn schema_is_current() -> String {
     format!(
         "({}) >= {}",
         migrations::VERSION_QUERY,
@@ -282,11 +282,11 @@ impl SqlStore {
     }
 
     /// Runs the `SELECT` `sql` and `writes` in one statement, one round
-    /// trip (see [`SqlDb::query_writing`]; PostgreSQL only). Each write
-    /// must hold [`schema_is_current`] in its `WHERE`, so that nothing is
-    /// written on a schema this code does not expect: when the schema
-    /// turns out to be behind, the migrations run and the statement runs
-    /// again.
+    /// trip (see [`SqlDb::query_writing`]; PostgreSQL only). Each CTE that
+    /// writes must hold [`schema_is_current`] in its `WHERE`, so that
+    /// nothing is written on a schema this code does not expect: when the
+    /// schema turns out to be behind, the migrations run and the statement
+    /// runs again (after them, the version it reads is current).
     pub fn read_writing(
         &self,
         writes: &str,

@@ -123,7 +123,10 @@ impl UserStore for SqlStore {
             Err(error @ (StoreError::Unavailable(..) | StoreError::Refused(_))) => Err(error),
             // The read may not fail for the sake of the trail: without it.
             Err(error) => {
-                eprintln!("cannot record audit event {}: {error:?}", event.event);
+                eprintln!(
+                    "cannot read an account with its {} event, reading it alone: {error:?}",
+                    event.event
+                );
                 self.user_by_id(id)
             }
         }
