@@ -31,7 +31,8 @@ Options:
 
 Variables come from SPIN_VARIABLE_<NAME> in the environment or in .env.
 SPIN_AUTH_PG_POOL_SIZE sets how many connections the host keeps to each
-PostgreSQL address (default twice this machine's cores, 4 to 64).";
+PostgreSQL address (default four times this machine's cores, 4 to 64),
+shared out between its worker threads, one per core.";
 
 /// Overrides [`Limits::pg_connections`].
 const PG_POOL_SIZE_ENV: &str = "SPIN_AUTH_PG_POOL_SIZE";
@@ -111,7 +112,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("{PG_POOL_SIZE_ENV} must be a positive number"))?;
     }
     let app = Arc::new(App::load_with_limits(&options, limits)?);
-    let runtime = tokio::runtime::Runtime::new()?;
+    // It only accepts connections: the app's worker threads serve them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -21,6 +21,7 @@ pub mod routes;
 pub mod server;
 pub mod timeline;
 pub mod variables;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,8 +51,8 @@ impl RunningHost {
         listen: SocketAddr,
     ) -> anyhow::Result<Self> {
         let app = Arc::new(App::load_with_limits(&options, limits)?);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        // It only accepts connections: workers serve them.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         // Bound here, outside any runtime, so that a caller inside an async

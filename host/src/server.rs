@@ -38,6 +38,7 @@ use crate::outbound::http::{HttpTimeouts, OutboundHttp};
 use crate::outbound::{self, ComponentContext, Outbound, RequestState};
 use crate::routes::Router;
 use crate::variables::{Provider, ResolvedVariables};
+use crate::workers::Workers;
 
 /// How to load and serve an app.
 #[derive(Clone)]
@@ -94,21 +95,27 @@ pub struct Limits {
     /// ask for less in its `request-options`.
     pub outbound_http: HttpTimeouts,
     /// Connections kept to each PostgreSQL address; statements beyond that
-    /// many at once wait for one (for at most 5 s). Default: twice this
-    /// machine's cores, at least 4 and at most 64.
+    /// many at once wait for one (for at most 5 s). They are divided
+    /// between the worker threads, each keeping its own share (rounded
+    /// up). Default: four times this machine's cores, at least 4 and at
+    /// most 64.
     pub pg_connections: usize,
+    /// Threads that serve connections, each with a single-threaded runtime
+    /// (see [`crate::workers`]). Default: this machine's cores.
+    pub workers: usize,
 }
 
 /// The default of [`Limits::pg_connections`].
 ///
-/// Measured with bench/run.sh (2 cores, 32 clients): PostgreSQL answered
-/// the protected read ≈30 % faster from 4 connections than from 32, each
-/// extra server process costing context switches and cold caches. A
-/// server with more cores of its own may take more
+/// Measured on 2 cores with 32 clients: PostgreSQL answered the protected
+/// read ≈30 % faster from 4 connections than from 32, each extra server
+/// process costing context switches and cold caches; with a pool per
+/// worker thread, 4 each (8 in all) served ≈15–35 % more reads than 2 each,
+/// in alternating runs. A server with more cores of its own may take more
 /// (`SPIN_AUTH_PG_POOL_SIZE`).
 pub fn default_pg_connections() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    (2 * cores).clamp(4, 64)
+    (4 * cores).clamp(4, 64)
 }
 
 impl Default for Limits {
@@ -118,6 +125,7 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(30),
             outbound_http: HttpTimeouts::default(),
             pg_connections: default_pg_connections(),
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
 }
@@ -144,6 +152,10 @@ pub struct App {
 /// Set to `1`, the host writes a perf map of compiled guest code, so that
 /// `perf report` shows which guest functions a profile's samples fall in.
 pub const PERF_MAP_ENV: &str = "SPIN_AUTH_PERFMAP";
+
+/// How often a running guest yields to other requests on its worker
+/// (Spin's interval).
+const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The engine all apps of this process share, so that compiled code and
 /// the instance pool are set up once.
@@ -183,6 +195,10 @@ fn engine() -> anyhow::Result<&'static Engine> {
         // With nothing left to release, a batch of one costs no syscall.
         .decommit_batch_size(1);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    // A guest that computes for long (a login's Argon2, ≈20–40 ms) yields
+    // to its worker's other connections at every tick, as under Spin, instead
+    // of holding them up until it is done.
+    config.epoch_interruption(true);
     // For profiling: `perf` names guest functions from /tmp/perf-<pid>.map.
     if std::env::var_os(PERF_MAP_ENV).is_some_and(|value| value == "1") {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -190,7 +206,24 @@ fn engine() -> anyhow::Result<&'static Engine> {
     let engine = Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot create the WebAssembly engine")?;
-    Ok(ENGINE.get_or_init(|| engine))
+    let engine = ENGINE.get_or_init(|| engine);
+    static TICKER: OnceLock<()> = OnceLock::new();
+    TICKER.get_or_init(|| {
+        let engine = engine.clone();
+        let ticker = std::thread::Builder::new()
+            .name("epoch-ticker".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            });
+        if let Err(error) = ticker {
+            // Guests then run to the end of each call without yielding.
+            eprintln!("cannot start the epoch ticker: {error}");
+        }
+    });
+    Ok(engine)
 }
 
 impl App {
@@ -363,12 +396,15 @@ impl App {
         lines
     }
 
-    /// Serves HTTP on `listener` until `shutdown` resolves.
+    /// Serves HTTP on `listener` until `shutdown` resolves: this task
+    /// accepts connections and hands each to a worker thread (see
+    /// [`crate::workers`]), which serves it to the end.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        let workers = Workers::start(&self, self.limits.workers)?;
         tokio::pin!(shutdown);
         loop {
             let (stream, client) = tokio::select! {
@@ -385,30 +421,54 @@ impl App {
             };
             // Responses are small and latency matters more than packet count.
             let _ = stream.set_nodelay(true);
-            let app = self.clone();
-            let limits = self.limits;
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let app = app.clone();
-                    async move { Ok::<_, std::convert::Infallible>(app.handle(request, client).await) }
-                });
-                // hyper closes a connection whose request line and headers
-                // take longer than the limit (the timer is what enables it);
-                // the body's limit is applied by `DeadlineBody`.
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_read_timeout)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            if let Err(error) = workers.dispatch(stream, client) {
+                self.log
+                    .line(&format!("cannot hand a connection over: {error}"));
+            }
         }
+    }
+
+    /// The limits it serves with.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The shared state a worker thread starts from.
+    pub(crate) fn outbound(&self) -> &Outbound {
+        &self.outbound
+    }
+
+    /// Serves HTTP/1.1 on one connection until it closes, with `outbound`,
+    /// the calling worker's connections.
+    pub(crate) async fn serve_connection(
+        self: Arc<Self>,
+        outbound: Arc<Outbound>,
+        stream: tokio::net::TcpStream,
+        client: SocketAddr,
+    ) {
+        let limits = self.limits;
+        let app = self;
+        let service = hyper::service::service_fn(move |request| {
+            let app = app.clone();
+            let outbound = outbound.clone();
+            async move { Ok::<_, std::convert::Infallible>(app.handle(request, client, outbound).await) }
+        });
+        // hyper closes a connection whose request line and headers take
+        // longer than the limit (the timer is what enables it); the body's
+        // limit is applied by `DeadlineBody`.
+        let _ = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
     }
 
     async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
         client: SocketAddr,
+        outbound: Arc<Outbound>,
     ) -> Response<HyperOutgoingBody> {
         let started = Instant::now();
         let method = request.method().clone();
@@ -423,7 +483,10 @@ impl App {
                 let timeline = self
                     .timelines
                     .then(|| crate::timeline::Timeline::new(format!("{method} {path}"), started));
-                match self.call(component, request, timeline, started).await {
+                match self
+                    .call(component, request, timeline, started, outbound)
+                    .await
+                {
                     Ok(response) => response,
                     Err(error) => {
                         // The chain's ends say what happened; the wasm
@@ -452,6 +515,7 @@ impl App {
         request: Request<DeadlineBody>,
         timeline: Option<crate::timeline::Timeline>,
         started: Instant,
+        outbound: Arc<Outbound>,
     ) -> anyhow::Result<Response<HyperOutgoingBody>> {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(component.stdout.clone())
@@ -459,17 +523,20 @@ impl App {
             .envs(&component.context.environment);
         let state = RequestState {
             component: component.context.clone(),
-            outbound: self.outbound.clone(),
+            http_hooks: OutboundHttp::new(component.context.clone(), outbound.http_timeouts),
+            outbound,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            http_hooks: OutboundHttp::new(component.context.clone(), self.outbound.http_timeouts),
             timeline,
             memory: crate::timeline::MemoryPeak::default(),
         };
         let timed = state.timeline.is_some();
         let mut store = Store::new(component.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
+        // Yield at the tick after next, and then at every tick (`EPOCH_TICK`).
+        store.epoch_deadline_async_yield_and_update(1);
+        store.set_epoch_deadline(1);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()

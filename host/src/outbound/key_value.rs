@@ -20,6 +20,7 @@ use super::fermyon::spin::key_value::{Error, Host, HostStore};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The app's key-value data: the one store `default`.
+#[derive(Clone)]
 pub struct Stores {
     path: PathBuf,
     connection: Arc<Mutex<Option<rusqlite::Connection>>>,

@@ -99,6 +99,21 @@ impl Outbound {
             http_timeouts,
         }
     }
+
+    /// The state one worker thread uses: PostgreSQL pools of `pg_connections`
+    /// per address and Redis connections of its own, since a connection's
+    /// I/O is driven by the runtime that opened it and would otherwise wake
+    /// another thread at every statement; the SQLite databases, key-value
+    /// stores and timeouts are shared.
+    pub fn for_worker(&self, pg_connections: usize) -> Self {
+        Self {
+            pg: pg::Pools::new(pg_connections),
+            redis: redis::Clients::default(),
+            sqlite: self.sqlite.clone(),
+            key_value: self.key_value.clone(),
+            http_timeouts: self.http_timeouts,
+        }
+    }
 }
 
 /// The data of one request's store.

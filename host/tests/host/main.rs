@@ -189,6 +189,36 @@ async fn a_hundred_concurrent_requests_are_all_answered() {
     assert!(responses.iter().all(|r| r.status() == 200));
 }
 
+#[tokio::test]
+async fn a_guest_that_computes_does_not_hold_up_its_workers_other_requests() {
+    // One worker thread: both requests are served by it.
+    let fixture = try_start(FixtureOptions {
+        limits: Limits {
+            workers: 1,
+            ..Limits::default()
+        },
+        ..FixtureOptions::default()
+    })
+    .expect("the fixture app starts");
+    let started = std::time::Instant::now();
+    let busy = async {
+        let response = fixture.get("/busy?ms=1500").await;
+        assert_eq!(response.status(), 200);
+        started.elapsed()
+    };
+    let quick = async {
+        // Once the busy guest is running.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let response = fixture.get("/variables/greeting").await;
+        assert_eq!(response.status(), 200);
+        started.elapsed()
+    };
+    let (busy, quick) = tokio::join!(busy, quick);
+    assert!(busy >= std::time::Duration::from_millis(1500), "{busy:?}");
+    // Without yielding, the quick request would wait for the busy one.
+    assert!(quick < busy, "quick {quick:?}, busy {busy:?}");
+}
+
 // ---------------------------------------------------------------- variables
 
 async fn variable(fixture: &Fixture, name: &str) -> Value {
@@ -905,6 +935,8 @@ fn start_with_one_pg_connection() -> Fixture {
     try_start(FixtureOptions {
         limits: Limits {
             pg_connections: 1,
+            // A worker keeps a pool of its own: one worker, one pool.
+            workers: 1,
             ..Limits::default()
         },
         ..FixtureOptions::default()

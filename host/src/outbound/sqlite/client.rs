@@ -12,6 +12,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_IDLE: usize = 16;
 
 /// The `default` database and its idle connections.
+#[derive(Clone)]
 pub struct Databases {
     path: PathBuf,
     idle: Arc<Mutex<Vec<rusqlite::Connection>>>,
