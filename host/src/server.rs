@@ -22,7 +22,9 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::WasiHttpView;
@@ -95,10 +97,11 @@ pub struct Limits {
     /// ask for less in its `request-options`.
     pub outbound_http: HttpTimeouts,
     /// Connections kept to each PostgreSQL address; statements beyond that
-    /// many at once wait for one (for at most 5 s). They are divided
-    /// between the worker threads, each keeping its own share (rounded
-    /// up). Default: four times this machine's cores, at least 4 and at
-    /// most 64.
+    /// many at once wait for one (for at most 5 s). They are shared out
+    /// between the worker threads, each keeping its own pool of an equal
+    /// share (at least one): a statement waits for its worker's pool even
+    /// when another's has a connection free. Default: four times this
+    /// machine's cores, at least 4 and at most 64.
     pub pg_connections: usize,
     /// Threads that serve connections, each with a single-threaded runtime
     /// (see [`crate::workers`]). Default: this machine's cores.
@@ -153,8 +156,8 @@ pub struct App {
 /// `perf report` shows which guest functions a profile's samples fall in.
 pub const PERF_MAP_ENV: &str = "SPIN_AUTH_PERFMAP";
 
-/// How often a running guest yields to other requests on its worker
-/// (Spin's interval).
+/// How often a running guest yields to other requests on its worker (the
+/// interval at which Spin's engine ticks too).
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The engine all apps of this process share, so that compiled code and
@@ -196,8 +199,8 @@ fn engine() -> anyhow::Result<&'static Engine> {
         .decommit_batch_size(1);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     // A guest that computes for long (a login's Argon2, ≈20–40 ms) yields
-    // to its worker's other connections at every tick, as under Spin, instead
-    // of holding them up until it is done.
+    // to its worker's other connections at every tick instead of holding
+    // them up until it is done.
     config.epoch_interruption(true);
     // For profiling: `perf` names guest functions from /tmp/perf-<pid>.map.
     if std::env::var_os(PERF_MAP_ENV).is_some_and(|value| value == "1") {
@@ -534,8 +537,18 @@ impl App {
         let timed = state.timeline.is_some();
         let mut store = Store::new(component.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
-        // Yield at the tick after next, and then at every tick (`EPOCH_TICK`).
-        store.epoch_deadline_async_yield_and_update(1);
+        // Yield at the next tick (0–10 ms away), and then at every tick
+        // (`EPOCH_TICK`). tokio's `yield_now` (rather than wasmtime's own
+        // yield, which wakes the task at once) lets the worker's runtime
+        // poll its sockets before the guest goes on: a single-threaded
+        // runtime otherwise looks at them only every 61 polls, 0.6 s of
+        // such slices.
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
         store.set_epoch_deadline(1);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store

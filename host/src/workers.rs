@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
+use crate::outbound::Outbound;
 use crate::server::App;
 
 type Connection = (std::net::TcpStream, SocketAddr);
@@ -39,51 +40,56 @@ struct Worker {
 
 impl Workers {
     /// Starts `count` workers (at least one) for `app`; the PostgreSQL
-    /// connections of its limits are divided between them.
+    /// connections of its limits are shared out between them, at least
+    /// one each.
     pub(crate) fn start(app: &Arc<App>, count: usize) -> anyhow::Result<Self> {
         let count = count.max(1);
-        let pg_connections = app.limits().pg_connections.div_ceil(count);
-        let mut workers = Vec::with_capacity(count);
+        let pg_connections = (app.limits().pg_connections / count).max(1);
+        let mut workers = Self {
+            workers: Vec::with_capacity(count),
+            next: AtomicUsize::new(0),
+        };
         for index in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start a worker's runtime")?;
-            let (sender, mut receiver) = mpsc::unbounded_channel::<Connection>();
+            let (sender, receiver) = mpsc::unbounded_channel::<Connection>();
             let open = Arc::new(AtomicUsize::new(0));
             let outbound = Arc::new(app.outbound().for_worker(pg_connections));
             let (app, counter) = (app.clone(), open.clone());
+            // The runtime is made on its own thread, which says whether it
+            // could: one dropped here, in the caller's runtime, would panic.
+            let (started, ready) = std::sync::mpsc::channel();
             let thread = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {
-                    runtime.block_on(async move {
-                        while let Some((stream, client)) = receiver.recv().await {
-                            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
-                                counter.fetch_sub(1, Ordering::Relaxed);
-                                continue;
-                            };
-                            let (app, outbound, counter) =
-                                (app.clone(), outbound.clone(), counter.clone());
-                            tokio::spawn(async move {
-                                app.serve_connection(outbound, stream, client).await;
-                                counter.fetch_sub(1, Ordering::Relaxed);
-                            });
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    let runtime = match runtime {
+                        Ok(runtime) => {
+                            let _ = started.send(Ok(()));
+                            runtime
                         }
-                    });
+                        Err(error) => {
+                            let _ = started.send(Err(error));
+                            return;
+                        }
+                    };
+                    runtime.block_on(serve(app, outbound, receiver, counter));
                     // Requests still running are dropped with the runtime.
                     runtime.shutdown_background();
                 })
                 .context("cannot start a worker thread")?;
-            workers.push(Worker {
+            // Pushed first, so that a failure below still joins it.
+            workers.workers.push(Worker {
                 sender: Some(sender),
                 open,
                 thread: Some(thread),
             });
+            ready
+                .recv()
+                .context("a worker thread stopped as it started")?
+                .context("cannot start a worker's runtime")?;
         }
-        Ok(Self {
-            workers,
-            next: AtomicUsize::new(0),
-        })
+        Ok(workers)
     }
 
     /// Hands `stream` to the worker with the fewest open connections.
@@ -110,6 +116,37 @@ impl Workers {
             anyhow::bail!("the worker has stopped");
         }
         Ok(())
+    }
+}
+
+/// A worker's loop: serves each connection handed to it until the channel
+/// closes.
+async fn serve(
+    app: Arc<App>,
+    outbound: Arc<Outbound>,
+    mut receiver: mpsc::UnboundedReceiver<Connection>,
+    open: Arc<AtomicUsize>,
+) {
+    while let Some((stream, client)) = receiver.recv().await {
+        // Counts the connection closed however its task ends.
+        let closed = Closed(open.clone());
+        let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+            continue;
+        };
+        let (app, outbound) = (app.clone(), outbound.clone());
+        tokio::spawn(async move {
+            app.serve_connection(outbound, stream, client).await;
+            drop(closed);
+        });
+    }
+}
+
+/// Takes a connection off its worker's count when dropped.
+struct Closed(Arc<AtomicUsize>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

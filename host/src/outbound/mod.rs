@@ -8,9 +8,10 @@
 //! `host.rs` implements the WIT (PostgreSQL adds `types.rs` for value
 //! conversions); `allowed_hosts.rs` is the `allowed_outbound_hosts` check
 //! they share, as Spin's outbound-networking factor. Connections to servers
-//! live in [`Outbound`], shared by every request of the app, so a request
-//! reuses pooled connections instead of dialling; this module wires it all
-//! into the linker.
+//! live in [`Outbound`], one per worker thread (see
+//! [`Outbound::for_worker`]), shared by every request that thread serves,
+//! so a request reuses pooled connections instead of dialling; this module
+//! wires it all into the linker.
 
 pub mod allowed_hosts;
 pub mod http;
@@ -66,7 +67,8 @@ pub struct ComponentContext {
     pub environment: Vec<(String, String)>,
 }
 
-/// Connections shared by every request of the app.
+/// Connections shared by every request of a worker thread, and the app's
+/// SQLite and key-value data, shared by all of them.
 pub struct Outbound {
     /// PostgreSQL pools, by address.
     pub pg: pg::Pools,
@@ -84,7 +86,8 @@ impl Outbound {
     /// Shared state for an app whose `default` SQLite database lives at
     /// `sqlite_path`, whose key-value stores live at `key_value_path`, whose
     /// outbound HTTP requests wait at most `http_timeouts`, and which keeps
-    /// at most `pg_connections` connections to each PostgreSQL address.
+    /// at most `pg_connections` connections to each PostgreSQL address
+    /// (the app keeps one, from which each worker's comes).
     pub fn new(
         sqlite_path: PathBuf,
         key_value_path: PathBuf,
@@ -120,7 +123,7 @@ impl Outbound {
 pub struct RequestState {
     /// The component serving the request.
     pub component: Arc<ComponentContext>,
-    /// Shared connections.
+    /// Its worker's connections.
     pub outbound: Arc<Outbound>,
     /// WASI state: stdio, environment, clocks, random.
     pub wasi: WasiCtx,

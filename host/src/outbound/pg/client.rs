@@ -13,7 +13,8 @@ use crate::outbound::spin::postgres::postgres::Error;
 /// How long a request waits for a connection before the open fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A `deadpool` pool per address, shared by every request, as in Spin.
+/// A `deadpool` pool per address, shared by every request (of a worker
+/// thread: each has its own), as in Spin.
 ///
 /// A guest's connection holds a pooled connection only while it needs one:
 /// from the open to the end of its first statement, and then for each

@@ -1,5 +1,6 @@
 //! `spin:postgres/postgres@4.0.0` on `tokio-postgres`, with a
-//! `deadpool-postgres` pool per address shared by every request.
+//! `deadpool-postgres` pool per address shared by every request of a
+//! worker thread.
 //!
 //! Like Spin, the host connects without TLS only when the address says
 //! `sslmode=disable`; this host has no TLS client, so any other mode is
