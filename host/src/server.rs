@@ -407,7 +407,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        let workers = Workers::start(&self, self.limits.workers)?;
+        let workers = Workers::start(&self)?;
         tokio::pin!(shutdown);
         loop {
             let (stream, client) = tokio::select! {

@@ -32,18 +32,18 @@ pub(crate) struct Workers {
 }
 
 struct Worker {
-    sender: Option<mpsc::UnboundedSender<Connection>>,
+    sender: mpsc::UnboundedSender<Connection>,
     /// Connections handed over and not yet closed.
     open: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
+    thread: JoinHandle<()>,
 }
 
 impl Workers {
-    /// Starts `count` workers (at least one) for `app`; the PostgreSQL
+    /// Starts the workers of `app`'s limits (at least one); the PostgreSQL
     /// connections of its limits are shared out between them, at least
     /// one each.
-    pub(crate) fn start(app: &Arc<App>, count: usize) -> anyhow::Result<Self> {
-        let count = count.max(1);
+    pub(crate) fn start(app: &Arc<App>) -> anyhow::Result<Self> {
+        let count = app.limits().workers.max(1);
         let pg_connections = (app.limits().pg_connections / count).max(1);
         let mut workers = Self {
             workers: Vec::with_capacity(count),
@@ -80,9 +80,9 @@ impl Workers {
                 .context("cannot start a worker thread")?;
             // Pushed first, so that a failure below still joins it.
             workers.workers.push(Worker {
-                sender: Some(sender),
+                sender,
                 open,
-                thread: Some(thread),
+                thread,
             });
             ready
                 .recv()
@@ -107,11 +107,7 @@ impl Workers {
         // Leaves the listener's runtime; the worker registers it with its own.
         let stream = stream.into_std()?;
         worker.open.fetch_add(1, Ordering::Relaxed);
-        let sent = worker
-            .sender
-            .as_ref()
-            .map(|sender| sender.send((stream, client)));
-        if !matches!(sent, Some(Ok(()))) {
+        if worker.sender.send((stream, client)).is_err() {
             worker.open.fetch_sub(1, Ordering::Relaxed);
             anyhow::bail!("the worker has stopped");
         }
@@ -152,14 +148,10 @@ impl Drop for Closed {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        // Closing a worker's channel ends its loop.
-        for worker in &mut self.workers {
-            worker.sender = None;
-        }
-        for worker in &mut self.workers {
-            if let Some(thread) = worker.thread.take() {
-                let _ = thread.join();
-            }
+        // Dropping a worker's sender closes its channel, which ends its loop.
+        let threads: Vec<_> = self.workers.drain(..).map(|worker| worker.thread).collect();
+        for thread in threads {
+            let _ = thread.join();
         }
     }
 }
