@@ -260,9 +260,22 @@ pub(super) fn start_session(
     // was checked, before the session existed) revoked every session but
     // could not see this one: the session ends here instead. A change after
     // this read revokes it itself. Disabling the account bumps the same
-    // version, so it cannot be overtaken either.
-    let current = stores.users.credentials(&user.id)?;
-    if current.as_ref().map(|c| c.version) != Some(checked_version) {
+    // version, so it cannot be overtaken either. While the version is the
+    // one checked, the same call records the login and its event.
+    let amr_detail = format!("amr={}", amr.join(","));
+    let succeeded = AuditEvent {
+        event: "login_succeeded",
+        user_id: Some(&user.id),
+        session_id: Some(&session_id),
+        ip: client.ip,
+        user_agent: client.user_agent,
+        detail: Some(&amr_detail),
+        at: now,
+    };
+    let current = stores
+        .users
+        .record_login(&user.id, checked_version, &succeeded)?;
+    if current != Some(checked_version) {
         stores.sessions.revoke_session(&user.id, &session_id)?;
         // Disabling bumps the version too: say which it was.
         let now_user = stores.users.user_by_id(&user.id)?;
@@ -292,19 +305,6 @@ pub(super) fn start_session(
         );
         return Err(ApiError::InvalidCredentials);
     }
-    if let Err(error) = stores.users.record_login(&user.id, now) {
-        // The login stands; only the listing's "last login" lags.
-        eprintln!("cannot record the time of a login: {error:?}");
-    }
-    audit(
-        stores.audit,
-        "login_succeeded",
-        Some(&user.id),
-        Some(&session_id),
-        client,
-        Some(&format!("amr={}", amr.join(","))),
-        now,
-    );
     Ok(SignedIn {
         user,
         roles,

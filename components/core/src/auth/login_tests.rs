@@ -166,8 +166,13 @@ impl UserStore for ChangedDuringLogin<'_> {
     fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
         self.0.mark_email_verified(id, now)
     }
-    fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()> {
-        self.0.record_login(id, now)
+    fn record_login(
+        &self,
+        id: &str,
+        checked: i64,
+        event: &AuditEvent<'_>,
+    ) -> StoreResult<Option<i64>> {
+        self.0.record_login(id, checked, event)
     }
 }
 

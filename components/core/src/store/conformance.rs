@@ -123,6 +123,10 @@ const CASES: &[Case] = &[
         "an account read with an event records it for an enabled account only",
         admin::read_with_event,
     ),
+    (
+        "a login is recorded, with its event, only while the password is the one checked",
+        admin::login_recorded,
+    ),
 ];
 
 /// Runs every case against `subject`.

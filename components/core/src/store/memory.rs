@@ -142,12 +142,24 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
-    fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()> {
-        if let Some((user, _)) = self.users.borrow_mut().get_mut(id) {
-            user.last_login_at = Some(now);
+    fn record_login(
+        &self,
+        id: &str,
+        checked: i64,
+        event: &AuditEvent<'_>,
+    ) -> StoreResult<Option<i64>> {
+        let mut users = self.users.borrow_mut();
+        let Some((user, credentials)) = users.get_mut(id) else {
+            return Ok(None);
+        };
+        if credentials.version == checked {
+            user.last_login_at = Some(event.at);
             user.admin_withheld = false;
+            drop(users);
+            super::record_or_log(self, event);
+            return Ok(Some(checked));
         }
-        Ok(())
+        Ok(Some(credentials.version))
     }
 }
 

@@ -169,9 +169,22 @@ pub trait UserStore {
     fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
     /// Records that the owner proved the address (kept if it already was).
     fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()>;
-    /// Records a successful login, which also ends a withholding of
-    /// `admin` (see [`User::admin_withheld`]).
-    fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+    /// Records a login whose password was checked against version
+    /// `checked` of the credentials, if they are still at that version:
+    /// its time (`event.at`; this also ends a withholding of `admin`, see
+    /// [`User::admin_withheld`]) and `event` in the audit trail, which is
+    /// this store's database (`event.user_id` is `id`). Returns the
+    /// credentials' version now (`None`: the account is gone), by which the
+    /// caller learns whether the password changed since it was checked.
+    /// Where the database can, the read and both writes are one statement.
+    /// As with [`record_or_log`], a time or an event that cannot be written
+    /// does not fail it (a database that cannot be reached still does).
+    fn record_login(
+        &self,
+        id: &str,
+        checked: i64,
+        event: &AuditEvent<'_>,
+    ) -> StoreResult<Option<i64>>;
 }
 
 /// Which users a listing returns.

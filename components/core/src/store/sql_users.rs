@@ -5,7 +5,7 @@ use crate::domain::{Email, User, parse_role_list};
 use crate::store::sql::{Dialect, RELAXED_CTE, Row, SqlStore, SqlValue, schema_is_current};
 use crate::store::{
     AuditEvent, AuditLog, AuditQuery, AuditRecord, Credentials, NewUser, StoreError, StoreResult,
-    UserStore, user_by_id_then_record,
+    UserStore, record_or_log, user_by_id_then_record,
 };
 
 pub(super) fn user_from_row(row: &Row) -> anyhow::Result<User> {
@@ -148,17 +148,67 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
-    fn record_login(&self, id: &str, now: Timestamp) -> StoreResult<()> {
-        // The time of a login may be lost in a crash; the login may not wait
-        // for the disk for it.
-        let (relaxed, from) = self.dialect().relaxed_commit();
-        self.execute(
-            &format!(
-                "{relaxed}UPDATE users SET last_login_at = $2, admin_withheld = 0{from} WHERE id = $1"
-            ),
-            &[id.into(), now.into()],
-        )?;
-        Ok(())
+    fn record_login(
+        &self,
+        id: &str,
+        checked: i64,
+        event: &AuditEvent<'_>,
+    ) -> StoreResult<Option<i64>> {
+        let read = "SELECT credential_version FROM users WHERE id = $1";
+        let version = |rows: Vec<Row>| -> StoreResult<Option<i64>> {
+            rows.first()
+                .map(|row| row.int(0))
+                .transpose()
+                .map_err(StoreError::Other)
+        };
+        if self.dialect() == Dialect::Postgres {
+            // One statement: the time and the event are data-modifying
+            // CTEs, made only while the password is the one checked, and
+            // like any audit write they commit without waiting for the disk.
+            let current = schema_is_current();
+            let writes = format!(
+                "{RELAXED_CTE}, login AS (UPDATE users \
+                 SET last_login_at = $2, admin_withheld = 0 FROM relaxed \
+                 WHERE users.id = $1 AND users.credential_version = $9 AND {current}), \
+                 recorded AS (INSERT INTO audit_events \
+                 (at, event, user_id, session_id, ip, user_agent, detail) \
+                 SELECT $2, $3, $4, $5, $6, $7, $8 FROM relaxed, users \
+                 WHERE users.id = $1 AND users.credential_version = $9 AND {current})"
+            );
+            let params: Vec<SqlValue> = std::iter::once(id.into())
+                .chain(event_values(event))
+                .chain(std::iter::once(checked.into()))
+                .collect();
+            match self.read_writing(&writes, read, &params) {
+                Ok(rows) => return version(rows),
+                Err(error @ (StoreError::Unavailable(..) | StoreError::Refused(_))) => {
+                    return Err(error);
+                }
+                // The login may not fail for the sake of its record: in steps.
+                Err(error) => eprintln!(
+                    "cannot record a login in one statement, recording it in steps: {error:?}"
+                ),
+            }
+        }
+        let current = version(self.read(read, &[id.into()])?)?;
+        if current == Some(checked) {
+            // The time of a login may be lost in a crash; the login may not
+            // wait for the disk for it.
+            let (relaxed, from) = self.dialect().relaxed_commit();
+            let recorded = self.execute(
+                &format!(
+                    "{relaxed}UPDATE users SET last_login_at = $2, admin_withheld = 0{from} \
+                     WHERE id = $1"
+                ),
+                &[id.into(), event.at.into()],
+            );
+            if let Err(error) = recorded {
+                // The login stands; only the listing's "last login" lags.
+                eprintln!("cannot record the time of a login: {error:?}");
+            }
+            record_or_log(self, event);
+        }
+        Ok(current)
     }
 
     fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {

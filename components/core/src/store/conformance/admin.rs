@@ -247,3 +247,73 @@ pub(super) fn read_with_event(subject: &Subject<'_>) -> CaseResult {
     let events = recorded(&gone)?;
     ensure(events.is_empty(), || format!("gone: recorded {events:?}"))
 }
+
+pub(super) fn login_recorded(subject: &Subject<'_>) -> CaseResult {
+    let now = clock::now();
+    let (user, _) = new_user(subject)?;
+    let checked = store(subject.users.credentials(&user))?
+        .ok_or("no credentials")?
+        .version;
+    let event = |user_id, at| AuditEvent {
+        event: "login_recorded",
+        user_id: Some(user_id),
+        session_id: Some("session"),
+        ip: "127.0.0.1",
+        user_agent: "conformance",
+        detail: Some("amr=pwd"),
+        at,
+    };
+    let recorded = |user_id: &str| {
+        store(subject.audit.list(&AuditQuery {
+            user_id: Some(user_id),
+            event: Some("login_recorded"),
+            before: None,
+            limit: 10,
+        }))
+    };
+    let last_login = || {
+        store(subject.users.user_by_id(&user)).map(|read| read.and_then(|read| read.last_login_at))
+    };
+
+    let current = store(
+        subject
+            .users
+            .record_login(&user, checked, &event(&user, now)),
+    )?;
+    ensure(current == Some(checked), || {
+        format!("unchanged: version {current:?}, checked {checked}")
+    })?;
+    let at = last_login()?;
+    ensure(at == Some(now), || format!("unchanged: last login {at:?}"))?;
+    let events = recorded(&user)?;
+    ensure(
+        events.len() == 1
+            && events[0].at == now
+            && events[0].session_id.as_deref() == Some("session")
+            && events[0].detail.as_deref() == Some("amr=pwd"),
+        || format!("unchanged: recorded {events:?}"),
+    )?;
+
+    store(subject.users.change_password_hash(&user, "hash-2", now))?;
+    let later = now + 1_000;
+    let current = store(
+        subject
+            .users
+            .record_login(&user, checked, &event(&user, later)),
+    )?;
+    ensure(current == Some(checked + 1), || {
+        format!("changed: version {current:?}, checked {checked}")
+    })?;
+    let at = last_login()?;
+    ensure(at == Some(now), || format!("changed: last login {at:?}"))?;
+    let events = recorded(&user)?;
+    ensure(events.len() == 1, || {
+        format!("changed: recorded {events:?}")
+    })?;
+
+    let gone = fresh_id();
+    let current = store(subject.users.record_login(&gone, 0, &event(&gone, now)))?;
+    ensure(current.is_none(), || format!("gone: version {current:?}"))?;
+    let events = recorded(&gone)?;
+    ensure(events.is_empty(), || format!("gone: recorded {events:?}"))
+}
