@@ -196,4 +196,13 @@ fn a_login_overtaken_by_a_password_change_keeps_no_session() {
         "{outcome:?}"
     );
     assert!(store.list_sessions(&id, 100).unwrap().is_empty());
+    // Neither the time of a login nor its success was recorded.
+    let user = store.user_by_id(&id).unwrap().unwrap();
+    assert_eq!(user.last_login_at, None);
+    let events = testing::audited(&store);
+    assert!(
+        !events.iter().any(|event| event == "login_succeeded"),
+        "{events:?}"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("login_failed"));
 }

@@ -11,6 +11,7 @@ mod mfa;
 
 use crate::clock::{self, Timestamp};
 use crate::domain::Email;
+use crate::store::sql::{Dialect, SqlStore};
 use crate::store::{
     AuditLog, CounterStore, Credentials, MfaChallenge, MfaStore, NewSession, NewUser, Rotation,
     SessionPolicy, SessionStore, UserDirectory, UserStore,
@@ -31,6 +32,9 @@ pub struct Subject<'a> {
     pub directory: &'a dyn UserDirectory,
     /// The audit trail (always the SQL database).
     pub audit: &'a dyn AuditLog,
+    /// The SQL database behind the stores above, where there is one: the
+    /// cases count its round trips where a path promises one statement.
+    pub database: Option<&'a SqlStore>,
 }
 
 /// How one case went.
@@ -148,6 +152,27 @@ const POLICY: SessionPolicy = SessionPolicy {
 
 fn fresh_id() -> String {
     crate::random::uuid().to_string()
+}
+
+/// Runs `operation` and, on PostgreSQL, checks that it made exactly one
+/// round trip (`what` names it); elsewhere it only runs it.
+fn in_one_statement<T>(
+    subject: &Subject<'_>,
+    what: &str,
+    operation: impl FnOnce() -> T,
+) -> Result<T, String> {
+    let postgres = subject
+        .database
+        .filter(|database| database.dialect() == Dialect::Postgres);
+    let before = postgres.map(SqlStore::calls);
+    let value = operation();
+    if let (Some(database), Some(before)) = (postgres, before) {
+        let calls = database.calls() - before;
+        ensure(calls == 1, || {
+            format!("{what}: {calls} statements on PostgreSQL, not one")
+        })?;
+    }
+    Ok(value)
 }
 
 fn ensure(condition: bool, what: impl FnOnce() -> String) -> CaseResult {

@@ -467,6 +467,7 @@ mod tests {
             mfa: &store,
             directory: &store,
             audit: &store,
+            database: None,
         });
         let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
         assert!(failures.is_empty(), "{failures:#?}");

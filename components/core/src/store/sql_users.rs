@@ -154,7 +154,6 @@ impl UserStore for SqlStore {
         checked: i64,
         event: &AuditEvent<'_>,
     ) -> StoreResult<Option<i64>> {
-        let read = "SELECT credential_version FROM users WHERE id = $1";
         let version = |rows: Vec<Row>| -> StoreResult<Option<i64>> {
             rows.first()
                 .map(|row| row.int(0))
@@ -162,23 +161,28 @@ impl UserStore for SqlStore {
                 .map_err(StoreError::Other)
         };
         if self.dialect() == Dialect::Postgres {
-            // One statement: the time and the event are data-modifying
-            // CTEs, made only while the password is the one checked, and
-            // like any audit write they commit without waiting for the disk.
+            // One statement. The version is read under the row's lock, so
+            // it is the newest committed one, and the time and the event
+            // (data-modifying CTEs, the event only beside the time) are
+            // written only while it is the one checked; like any audit
+            // write they commit without waiting for the disk.
             let current = schema_is_current();
             let writes = format!(
-                "{RELAXED_CTE}, login AS (UPDATE users \
-                 SET last_login_at = $2, admin_withheld = 0 FROM relaxed \
-                 WHERE users.id = $1 AND users.credential_version = $9 AND {current}), \
+                "{RELAXED_CTE}, credentials AS (SELECT credential_version FROM users \
+                 WHERE id = $1 FOR UPDATE), \
+                 login AS (UPDATE users SET last_login_at = $2, admin_withheld = 0 \
+                 FROM relaxed, credentials \
+                 WHERE users.id = $1 AND credentials.credential_version = $9 AND {current} \
+                 RETURNING users.id), \
                  recorded AS (INSERT INTO audit_events \
                  (at, event, user_id, session_id, ip, user_agent, detail) \
-                 SELECT $2, $3, $4, $5, $6, $7, $8 FROM relaxed, users \
-                 WHERE users.id = $1 AND users.credential_version = $9 AND {current})"
+                 SELECT $2, $3, $4, $5, $6, $7, $8 FROM login WHERE {current})"
             );
             let params: Vec<SqlValue> = std::iter::once(id.into())
                 .chain(event_values(event))
                 .chain(std::iter::once(checked.into()))
                 .collect();
+            let read = "SELECT credential_version FROM credentials";
             match self.read_writing(&writes, read, &params) {
                 Ok(rows) => return version(rows),
                 Err(error @ (StoreError::Unavailable(..) | StoreError::Refused(_))) => {
@@ -190,24 +194,29 @@ impl UserStore for SqlStore {
                 ),
             }
         }
+        let read = "SELECT credential_version FROM users WHERE id = $1";
         let current = version(self.read(read, &[id.into()])?)?;
-        if current == Some(checked) {
-            // The time of a login may be lost in a crash; the login may not
-            // wait for the disk for it.
-            let (relaxed, from) = self.dialect().relaxed_commit();
-            let recorded = self.execute(
-                &format!(
-                    "{relaxed}UPDATE users SET last_login_at = $2, admin_withheld = 0{from} \
-                     WHERE id = $1"
-                ),
-                &[id.into(), event.at.into()],
-            );
-            if let Err(error) = recorded {
-                // The login stands; only the listing's "last login" lags.
-                eprintln!("cannot record the time of a login: {error:?}");
-            }
-            record_or_log(self, event);
+        if current != Some(checked) {
+            return Ok(current);
         }
+        // The time of a login may be lost in a crash; the login may not
+        // wait for the disk for it.
+        let (relaxed, from) = self.dialect().relaxed_commit();
+        let recorded = self.execute(
+            &format!(
+                "{relaxed}UPDATE users SET last_login_at = $2, admin_withheld = 0{from} \
+                 WHERE id = $1 AND credential_version = $3"
+            ),
+            &[id.into(), event.at.into(), checked.into()],
+        );
+        match recorded {
+            // The password changed since the read: as if read after it.
+            Ok(0) => return version(self.read(read, &[id.into()])?),
+            Ok(_) => {}
+            // The login stands; only the listing's "last login" lags.
+            Err(error) => eprintln!("cannot record the time of a login: {error:?}"),
+        }
+        record_or_log(self, event);
         Ok(current)
     }
 
