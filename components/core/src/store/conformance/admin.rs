@@ -195,6 +195,20 @@ pub(super) fn audit_listing(subject: &Subject<'_>) -> CaseResult {
     })
 }
 
+/// The events named `event` of `user_id`, newest first.
+fn events_of(
+    subject: &Subject<'_>,
+    user_id: &str,
+    event: &str,
+) -> Result<Vec<crate::store::AuditRecord>, String> {
+    store(subject.audit.list(&AuditQuery {
+        user_id: Some(user_id),
+        event: Some(event),
+        before: None,
+        limit: 10,
+    }))
+}
+
 pub(super) fn read_with_event(subject: &Subject<'_>) -> CaseResult {
     let now = clock::now();
     let none: &[Email] = &[];
@@ -208,14 +222,7 @@ pub(super) fn read_with_event(subject: &Subject<'_>) -> CaseResult {
         detail: None,
         at: now,
     };
-    let recorded = |user_id: &str| {
-        store(subject.audit.list(&AuditQuery {
-            user_id: Some(user_id),
-            event: Some("read_with_event"),
-            before: None,
-            limit: 10,
-        }))
-    };
+    let recorded = |user_id: &str| events_of(subject, user_id, "read_with_event");
     let read = in_one_statement(subject, "reading an account with an event", || {
         subject.users.user_by_id_audited(&user, &event(&user))
     })?;
@@ -266,14 +273,7 @@ pub(super) fn login_recorded(subject: &Subject<'_>) -> CaseResult {
         detail: Some("amr=pwd"),
         at,
     };
-    let recorded = |user_id: &str| {
-        store(subject.audit.list(&AuditQuery {
-            user_id: Some(user_id),
-            event: Some("login_recorded"),
-            before: None,
-            limit: 10,
-        }))
-    };
+    let recorded = |user_id: &str| events_of(subject, user_id, "login_recorded");
     let read = || store(subject.users.user_by_id(&user))?.ok_or("no user".to_owned());
     // A withholding of `admin` that the login is to end (set directly:
     // the directory withholds only beside another admin).
