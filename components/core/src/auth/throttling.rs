@@ -129,12 +129,9 @@ impl<'a> Attempt<'a> {
     /// The password was right: the account starts afresh, and the attempt
     /// does not count against the address.
     pub(super) fn succeeded(self) -> Result<(), ApiError> {
-        for key in attempt_keys(&self.account) {
-            self.counters.clear(&key)?;
-        }
-        if let Some(address) = &self.address {
-            self.counters.forgive(address)?;
-        }
+        let [failures, block] = attempt_keys(&self.account);
+        self.counters
+            .settle(&[&failures, &block], self.address.as_deref())?;
         Ok(())
     }
 }

@@ -84,7 +84,7 @@ const CASES: &[Case] = &[
         revoke_all_but_one,
     ),
     (
-        "counters count within a window, forgive, and clear only their own key",
+        "counters count within a window, forgive, clear and settle only their own keys",
         counters,
     ),
     (
@@ -489,5 +489,23 @@ fn counters(subject: &Subject<'_>) -> CaseResult {
     let (count, _) = store(subject.counters.hit(&other, 60, now))?;
     ensure(count == 2, || {
         format!("another key after clearing: {count}, expected 2")
+    })?;
+
+    // Settling clears some keys and forgives one, and touches no other.
+    let (failures, block) = (format!("{key}:f"), format!("{key}:b"));
+    for counter in [&failures, &block, &failures] {
+        store(subject.counters.hit(counter, 60, now))?;
+    }
+    store(subject.counters.settle(&[&failures, &block], Some(&other)))?;
+    for (counter, expected) in [(&failures, 1), (&block, 1), (&other, 2), (&key, 2)] {
+        let (count, _) = store(subject.counters.hit(counter, 60, now))?;
+        ensure(count == expected, || {
+            format!("{counter} after settling: {count}, expected {expected}")
+        })?;
+    }
+    store(subject.counters.settle(&[&failures], None))?;
+    let (count, _) = store(subject.counters.hit(&failures, 60, now))?;
+    ensure(count == 1, || {
+        format!("after settling without forgiving: {count}, expected 1")
     })
 }

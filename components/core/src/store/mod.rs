@@ -407,6 +407,15 @@ pub trait CounterStore {
     fn clear(&self, key: &str) -> StoreResult<()>;
     /// Takes one back from `key` (an attempt that turned out well).
     fn forgive(&self, key: &str) -> StoreResult<()>;
+    /// What an attempt that turned out well does: forgets each of `clear`
+    /// and takes one back from `forgive`. One round trip where the store
+    /// can make it one.
+    fn settle(&self, clear: &[&str], forgive: Option<&str>) -> StoreResult<()> {
+        for key in clear {
+            self.clear(key)?;
+        }
+        forgive.map_or(Ok(()), |key| self.forgive(key))
+    }
 }
 
 /// One audited event.

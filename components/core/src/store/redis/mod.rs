@@ -28,7 +28,7 @@ mod scripts;
 
 use scripts::{
     CREATE_SESSION, FORGIVE, HIT, LIST_SESSIONS, REVOKE_ALL, REVOKE_SESSION, ROTATE,
-    SESSION_OF_TOKEN,
+    SESSION_OF_TOKEN, SETTLE,
 };
 
 /// Redis at one address, with a key prefix.
@@ -320,6 +320,21 @@ impl CounterStore for RedisStore {
                 self.key("counter", key).into_bytes(),
             )],
         )?;
+        Ok(())
+    }
+
+    fn settle(&self, clear: &[&str], forgive: Option<&str>) -> StoreResult<()> {
+        let keys: Vec<String> = clear
+            .iter()
+            .chain(forgive.as_ref())
+            .map(|key| self.key("counter", key))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let forgiving = if forgive.is_some() { "1" } else { "0" };
+        self.eval(SETTLE, &keys, &[forgiving])?;
         Ok(())
     }
 }

@@ -156,3 +156,16 @@ pub(super) const FORGIVE: &str = r#"
 if (tonumber(redis.call('GET', KEYS[1])) or 0) > 0 then redis.call('DECR', KEYS[1]) end
 return 1
 "#;
+
+/// An attempt that turned out well: deletes every key but the last, and
+/// takes one back from the last as [`FORGIVE`] does when ARGV[1] is `1`
+/// (else deletes it too).
+pub(super) const SETTLE: &str = r#"
+local n = #KEYS
+if ARGV[1] == '1' then
+  if (tonumber(redis.call('GET', KEYS[n])) or 0) > 0 then redis.call('DECR', KEYS[n]) end
+  n = n - 1
+end
+if n > 0 then redis.call('DEL', unpack(KEYS, 1, n)) end
+return 1
+"#;
