@@ -32,6 +32,31 @@ pub struct Client<'a> {
     pub user_agent: &'a str,
 }
 
+impl<'a> Client<'a> {
+    /// The audit event `event` of a request from this client.
+    pub(crate) fn event<'e>(
+        self,
+        event: &'e str,
+        user_id: Option<&'e str>,
+        session_id: Option<&'e str>,
+        detail: Option<&'e str>,
+        at: Timestamp,
+    ) -> AuditEvent<'e>
+    where
+        'a: 'e,
+    {
+        AuditEvent {
+            event,
+            user_id,
+            session_id,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            detail,
+            at,
+        }
+    }
+}
+
 /// The stores signing in uses.
 #[derive(Clone, Copy)]
 pub struct SignInStores<'a> {
@@ -263,15 +288,13 @@ pub(super) fn start_session(
     // version, so it cannot be overtaken either. While the version is the
     // one checked, the same call records the login and its event.
     let amr_detail = format!("amr={}", amr.join(","));
-    let succeeded = AuditEvent {
-        event: "login_succeeded",
-        user_id: Some(&user.id),
-        session_id: Some(&session_id),
-        ip: client.ip,
-        user_agent: client.user_agent,
-        detail: Some(&amr_detail),
-        at: now,
-    };
+    let succeeded = client.event(
+        "login_succeeded",
+        Some(&user.id),
+        Some(&session_id),
+        Some(&amr_detail),
+        now,
+    );
     let current = stores
         .users
         .record_login(&user.id, checked_version, &succeeded)?;
@@ -325,16 +348,7 @@ pub(crate) fn audit(
     detail: Option<&str>,
     at: Timestamp,
 ) {
-    let event = AuditEvent {
-        event,
-        user_id,
-        session_id,
-        ip: client.ip,
-        user_agent: client.user_agent,
-        detail,
-        at,
-    };
-    record_or_log(log, &event);
+    record_or_log(log, &client.event(event, user_id, session_id, detail, at));
 }
 
 #[cfg(test)]

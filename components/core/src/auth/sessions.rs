@@ -9,7 +9,7 @@ use crate::clock::Timestamp;
 use crate::config::AuthSettings;
 use crate::domain::{Role, User, roles_for};
 use crate::error::ApiError;
-use crate::store::{AuditEvent, RotatedSession, Rotation, SessionInfo, SessionPolicy};
+use crate::store::{RotatedSession, Rotation, SessionInfo, SessionPolicy};
 use crate::tokens::RefreshToken;
 
 /// A refresh that went through.
@@ -84,15 +84,7 @@ pub fn refresh(
     } = session;
     // The account is read afresh, and the refresh audited when it goes on
     // (on PostgreSQL in the same statement: one round trip on the hot path).
-    let event = AuditEvent {
-        event: "refresh",
-        user_id: Some(&user_id),
-        session_id: Some(&session_id),
-        ip: client.ip,
-        user_agent: client.user_agent,
-        detail: None,
-        at: now,
-    };
+    let event = client.event("refresh", Some(&user_id), Some(&session_id), None, now);
     let user = stores.users.user_by_id_audited(&user_id, &event)?;
     // Disabling revokes every session; this covers a rotation that raced it.
     let Some(user) = user.filter(|user| !user.disabled) else {

@@ -161,17 +161,18 @@ fn in_one_statement<T>(
     what: &str,
     operation: impl FnOnce() -> T,
 ) -> Result<T, String> {
-    let postgres = subject
+    let Some(database) = subject
         .database
-        .filter(|database| database.dialect() == Dialect::Postgres);
-    let before = postgres.map(SqlStore::calls);
+        .filter(|database| database.dialect() == Dialect::Postgres)
+    else {
+        return Ok(operation());
+    };
+    let before = database.calls();
     let value = operation();
-    if let (Some(database), Some(before)) = (postgres, before) {
-        let calls = database.calls() - before;
-        ensure(calls == 1, || {
-            format!("{what}: {calls} statements on PostgreSQL, not one")
-        })?;
-    }
+    let calls = database.calls() - before;
+    ensure(calls == 1, || {
+        format!("{what}: {calls} statements on PostgreSQL, not one")
+    })?;
     Ok(value)
 }
 
