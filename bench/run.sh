@@ -170,12 +170,15 @@ mkdir -p "$state/scalar"
 sed "s#\.\./\.\./\.\./target/wasm32-wasip1/#$PWD/target/bench-scalar/wasm32-wasip1/#" \
   host/tests/fixture/spin.toml > "$state/scalar/spin.toml"
 serve_fixture "$state/scalar/spin.toml" scalar
-# Alternately, so that both builds see the machine in the same state.
+# Alternately, so that both builds see the machine in the same state; and
+# every other time the second implementation's verification goes first.
 : > "$out/argon2-component.jsonl"
 : > "$out/argon2-scalar.jsonl"
-for _ in $(seq 1 12); do
-  curl -fs "http://127.0.0.1:$simd_port/argon2" >> "$out/argon2-component.jsonl"; echo >> "$out/argon2-component.jsonl"
-  curl -fs "http://127.0.0.1:$port/argon2" >> "$out/argon2-scalar.jsonl"; echo >> "$out/argon2-scalar.jsonl"
+for run in $(seq 1 12); do
+  query=""
+  [ $(( run % 2 )) = 0 ] && query="?alternative-first"
+  curl -fs "http://127.0.0.1:$simd_port/argon2$query" >> "$out/argon2-component.jsonl"; echo >> "$out/argon2-component.jsonl"
+  curl -fs "http://127.0.0.1:$port/argon2$query" >> "$out/argon2-scalar.jsonl"; echo >> "$out/argon2-scalar.jsonl"
 done
 stop_host
 host=$simd_host
