@@ -420,6 +420,16 @@ async fn the_audit_lists_events_newest_first_filtered_by_user_and_event(backend:
     assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "{times:?}");
     let unique: std::collections::BTreeSet<String> = ids(&everything).into_iter().collect();
     assert_eq!(unique.len(), everything.len());
+    // Ids are UUIDs, as every id of the contract; newest first, they sort
+    // downwards.
+    for id in &unique {
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    }
+    let listed = ids(&everything);
+    assert!(
+        listed.windows(2).all(|pair| pair[0] > pair[1]),
+        "{listed:?}"
+    );
     for event in &everything {
         assert!(is_rfc3339_utc(&event["at"]), "{event}");
         assert!(event["event"].is_string(), "{event}");

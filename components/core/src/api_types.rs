@@ -199,7 +199,7 @@ impl AdminUserBody {
 /// An audited event.
 #[derive(Debug, Serialize)]
 pub struct AuditEventBody {
-    /// Its place in the trail, as a string (later events, larger numbers).
+    /// A UUID that carries its place in the trail ([`audit_event_id`]).
     pub id: String,
     /// When (RFC 3339 UTC).
     pub at: String,
@@ -220,7 +220,7 @@ pub struct AuditEventBody {
 impl From<AuditRecord> for AuditEventBody {
     fn from(record: AuditRecord) -> Self {
         Self {
-            id: record.id.to_string(),
+            id: audit_event_id(record.id),
             at: rfc3339(record.at),
             event: record.event,
             user_id: record.user_id,
@@ -232,6 +232,18 @@ impl From<AuditRecord> for AuditEventBody {
     }
 }
 
+/// The contract's ids are UUIDs. An audit event's is a version 8 UUID
+/// (RFC 9562 section 5.8, the layout left to the implementation) holding
+/// its place in the trail, big-endian in the last eight bytes: unique, and
+/// later events sort after earlier ones as strings too.
+pub fn audit_event_id(place: i64) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[8..].copy_from_slice(&place.to_be_bytes());
+    // new_v8 sets the variant's two bits, which a place below 2^62 leaves
+    // clear.
+    uuid::Uuid::new_v8(bytes).hyphenated().to_string()
+}
+
 /// A page of a listing.
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
@@ -239,4 +251,22 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audit_event_id;
+
+    #[test]
+    fn audit_event_ids_are_uuids_in_the_trails_order() {
+        assert_eq!(audit_event_id(42), "00000000-0000-8000-8000-00000000002a");
+        let places = [1, 9, 10, 255, 256, 1 << 40, (1 << 62) - 1];
+        let ids: Vec<String> = places.iter().map(|&place| audit_event_id(place)).collect();
+        for id in &ids {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 8, "{id}");
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
+        }
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+    }
 }
