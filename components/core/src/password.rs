@@ -69,6 +69,13 @@ pub fn verify_password(password: &Password, stored: &str) -> Verification {
     let matches = Argon2::default()
         .verify_password(password.expose(), &parsed)
         .is_ok();
+    if !matches && cheaper_than_policy(&parsed) {
+        // A hash the Python service made with lower costs is replaced only
+        // at its account's next login; until then a wrong password for it
+        // takes as long as one for an unknown email, so that timing does
+        // not tell which addresses had accounts there.
+        verify_against_dummy(password);
+    }
     Verification {
         matches,
         needs_rehash: differs_from_policy(&parsed),
@@ -77,7 +84,15 @@ pub fn verify_password(password: &Password, stored: &str) -> Verification {
 
 /// Spends one verification's worth of time on an unknown account.
 pub fn verify_against_dummy(password: &Password) {
+    #[cfg(test)]
+    tests::DUMMY_CHECKS.with(|checks| checks.set(checks.get() + 1));
     let _ = verify_password(password, DUMMY_HASH);
+}
+
+/// Less memory times passes than the policy: quicker to check.
+fn cheaper_than_policy(hash: &PasswordHash<'_>) -> bool {
+    let param = |name: &str| u64::from(hash.params.get_decimal(name).unwrap_or_default());
+    param("m") * param("t") < u64::from(MEMORY_KIB) * u64::from(ITERATIONS)
 }
 
 /// Another Argon2 variant or version, or other costs than the policy's.
@@ -157,6 +172,33 @@ mod tests {
             }
         );
         assert!(!verify_password(&password("wrong"), CFFI_DEFAULT).matches);
+    }
+
+    thread_local! {
+        /// How often this thread checked a password against the dummy hash.
+        pub static DUMMY_CHECKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Checks `password` against `stored`: whether it matched, and how many
+    /// dummy checks that took.
+    fn dummy_checks_for(password_text: &str, stored: &str) -> (bool, u32) {
+        let before = DUMMY_CHECKS.with(|checks| checks.get());
+        let matches = verify_password(&password(password_text), stored).matches;
+        (matches, DUMMY_CHECKS.with(|checks| checks.get()) - before)
+    }
+
+    #[test]
+    fn a_wrong_password_for_a_cheaper_legacy_hash_costs_a_full_check() {
+        assert_eq!(dummy_checks_for("wrong", PASSLIB_WEAK), (false, 1));
+        assert_eq!(
+            dummy_checks_for("Tr0ub4dor&3-legacy", PASSLIB_WEAK),
+            (true, 0)
+        );
+        // A costlier hash, or one with the policy's costs, takes no less.
+        assert_eq!(dummy_checks_for("wrong", CFFI_DEFAULT), (false, 0));
+        let current = hash_password(&password("correct horse battery staple")).unwrap();
+        assert_eq!(dummy_checks_for("wrong", &current), (false, 0));
+        assert_eq!(dummy_checks_for("wrong", "damaged"), (false, 1));
     }
 
     #[test]
