@@ -96,6 +96,8 @@ async fn the_whole_session_lifecycle_works(backend: Backend) {
 
     let logout = app.logout_with_cookie(&second_refresh, None).await;
     assert_eq!(logout.status, 204);
+    // RFC 9110 section 8.6: a 204 carries no Content-Length.
+    assert_eq!(logout.header("content-length"), None);
     let cleared = logout.headers_all("set-cookie").join(";");
     assert!(
         cleared.contains("Max-Age=0") && cleared.contains("Path=/auth"),

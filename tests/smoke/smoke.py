@@ -72,8 +72,8 @@ status, headers, body = call("POST", "/auth/refresh", headers={"cookie": f"__Sec
 rotated = cookie(headers)
 check(status == 200 and rotated and rotated != refresh, "refresh rotates the token")
 
-status, _, _ = call("POST", "/auth/logout", headers={"cookie": f"__Secure-refresh_token={rotated}"})
-check(status == 204, "logout gives 204")
+status, headers, _ = call("POST", "/auth/logout", headers={"cookie": f"__Secure-refresh_token={rotated}"})
+check(status == 204 and "content-length" not in headers, "logout gives 204, without Content-Length (RFC 9110 section 8.6)")
 
 status, _, body = call("POST", "/auth/refresh", headers={"cookie": f"__Secure-refresh_token={rotated}"})
 check(status == 401 and json.loads(body)["code"] == "invalid_refresh_token", "the logged-out refresh token is refused")

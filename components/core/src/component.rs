@@ -90,10 +90,13 @@ async fn write_response(outparam: ResponseOutparam, response: Response) {
         .into_iter()
         .map(|(name, value)| (name, value.into_bytes()))
         .collect();
-    headers.push((
-        "content-length".to_owned(),
-        response.body.len().to_string().into_bytes(),
-    ));
+    // RFC 9110 section 8.6: no Content-Length on a 204, which has no body.
+    if response.status != 204 {
+        headers.push((
+            "content-length".to_owned(),
+            response.body.len().to_string().into_bytes(),
+        ));
+    }
     let fields = Headers::from_list(&headers).unwrap_or_else(|_| Headers::new());
     let outgoing = OutgoingResponse::new(fields);
     let _ = outgoing.set_status_code(response.status);
