@@ -59,6 +59,7 @@ on_every_backend!(
     refresh_tokens_are_stored_only_as_digests,
     health_reports_every_store,
     unknown_routes_and_methods_get_problems,
+    head_is_answered_wherever_get_is,
 );
 
 async fn the_whole_session_lifecycle_works(backend: Backend) {
@@ -365,5 +366,38 @@ async fn unknown_routes_and_methods_get_problems(backend: Backend) {
         .send(app.client.delete(app.url("/questions/topics")))
         .await;
     reply.assert_problem(405, "method_not_allowed");
-    assert_eq!(reply.header("allow").as_deref(), Some("GET, POST"));
+    assert_eq!(reply.header("allow").as_deref(), Some("GET, HEAD, POST"));
+}
+
+/// `HEAD` gets `GET`'s status and headers without the body (RFC 9110
+/// section 9.3.2), on public and protected routes alike.
+async fn head_is_answered_wherever_get_is(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, login) = app.signed_in_user().await;
+    let token = login.access_token();
+    for (path, bearer) in [
+        ("/health", None),
+        ("/openapi.json", None),
+        ("/.well-known/jwks.json", None),
+        ("/auth/me", Some(token.as_str())),
+        ("/questions/topics", Some(token.as_str())),
+    ] {
+        let get = app.get(path, bearer).await;
+        assert_eq!(get.status, 200, "{path}: {}", get.text);
+        let mut head = app.client.head(app.url(path));
+        if let Some(token) = bearer {
+            head = head.bearer_auth(token);
+        }
+        let head = app.send(head).await;
+        assert_eq!(head.status, 200, "{path}");
+        assert_eq!(head.text, "", "{path}");
+        for name in ["content-type", "content-length", "cache-control"] {
+            assert_eq!(head.header(name), get.header(name), "{path}: {name}");
+        }
+    }
+    let anonymous = app.send(app.client.head(app.url("/auth/me"))).await;
+    assert_eq!(anonymous.status, 401);
+    let reply = app.send(app.client.head(app.url("/auth/login"))).await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow").as_deref(), Some("POST"));
 }

@@ -51,8 +51,11 @@ def cookie(headers):
     return None
 
 
-status, _, body = call("GET", "/health")
+status, headers, body = call("GET", "/health")
 check(status == 200 and json.loads(body)["status"] == "ok", "GET /health is 200 ok")
+length = headers.get("content-length")
+status, headers, body = call("HEAD", "/health")
+check(status == 200 and body == b"" and headers.get("content-length") == length, "HEAD /health is GET's headers without the body")
 
 email = f"smoke-{int(time.time() * 1000)}@example.com"
 status, headers, body = call("POST", "/auth/register", {"email": email, "password": PASSWORD})

@@ -153,6 +153,11 @@ pub const ADMIN_ROUTES: &[Route<AdminOp>] = &[
 ];
 
 /// The matched route's operation and its captured segments, in order.
+///
+/// `HEAD` is served wherever `GET` is (RFC 9110 section 9.3.2: uptime
+/// checks and `curl -I` use it), by the same operation: every `GET` route
+/// only reads, and the HTTP server, Spin's as the local host's, sends a
+/// `HEAD` response's headers without its body.
 pub fn route<Op: Copy>(
     routes: &[Route<Op>],
     method: &str,
@@ -163,11 +168,14 @@ pub fn route<Op: Copy>(
         let Some(captures) = captures(pattern, path) else {
             continue;
         };
-        if *route_method == method {
+        if *route_method == method || (method == "HEAD" && *route_method == "GET") {
             return Ok((*operation, captures));
         }
         if !allowed.contains(route_method) {
             allowed.push(*route_method);
+            if *route_method == "GET" {
+                allowed.push("HEAD");
+            }
         }
     }
     if allowed.is_empty() {
@@ -277,6 +285,23 @@ mod tests {
             panic!("expected 405");
         };
         assert_eq!(allowed, vec!["POST"]);
+        let Err(ApiError::MethodNotAllowed(allowed)) = route(ROUTES, "PUT", "/auth/sessions")
+        else {
+            panic!("expected 405");
+        };
+        assert_eq!(allowed, vec!["GET", "HEAD"]);
+    }
+
+    #[test]
+    fn head_is_served_where_get_is() {
+        assert_eq!(
+            route(ROUTES, "HEAD", "/auth/sessions").unwrap(),
+            (0, vec![])
+        );
+        assert!(matches!(
+            route(ROUTES, "HEAD", "/auth/login"),
+            Err(ApiError::MethodNotAllowed(_))
+        ));
     }
 
     #[test]
