@@ -4,6 +4,9 @@
 
 use std::ops::Deref;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use super::{Actor, require_admin};
 use crate::api_types::{AdminUserBody, AuditEventBody, Page};
 use crate::auth::AuthStores;
@@ -21,6 +24,8 @@ const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 100;
 /// Longest email prefix, event name or cursor worth looking up.
 const MAX_FILTER: usize = 320;
+/// A user listing's cursor: the longest email (254 bytes) in base64.
+const MAX_USER_CURSOR: usize = 340;
 
 /// The `admin` component's service: what every component has, and the
 /// settings only this one reads.
@@ -119,6 +124,23 @@ fn filter(request: &Request, name: &str) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// A user listing's cursor: the last email of the previous page, in
+/// URL-safe base64, so that a client may append it to a query string as it
+/// is (`+` and `&` are common in addresses). Any text it decodes to is a
+/// place in the order to go on from.
+fn user_cursor(request: &Request) -> Result<Option<String>, ApiError> {
+    let Some(cursor) = request.query_param("cursor").filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    Some(cursor)
+        .filter(|cursor| cursor.len() <= MAX_USER_CURSOR)
+        .and_then(|cursor| URL_SAFE_NO_PAD.decode(cursor).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|email| !email.chars().any(char::is_control))
+        .map(Some)
+        .ok_or_else(invalid_cursor)
+}
+
 fn invalid_cursor() -> ApiError {
     ApiError::invalid("cursor", "is not a cursor this service issued")
 }
@@ -131,14 +153,12 @@ pub fn list_users(service: &AdminService, request: &Request) -> Result<Response,
         .map(|query| query.trim().to_lowercase())
         .unwrap_or_default();
     let limit = limit(request)?;
-    // The cursor is the last email of the previous page: any text is a
-    // place in the order to go on from.
-    let after = filter(request, "cursor")?;
+    let after = user_cursor(request)?;
     let (users, more) = super::list_users(service.stores(), &prefix, after.as_deref(), limit)?;
     let next_cursor = users
         .last()
         .filter(|_| more)
-        .map(|user| user.email.as_str().to_owned());
+        .map(|user| URL_SAFE_NO_PAD.encode(user.email.as_str()));
     let items = users.iter().map(|user| service.body(user)).collect();
     Ok(Response::json(200, &Page { items, next_cursor }))
 }
