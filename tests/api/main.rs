@@ -262,7 +262,37 @@ async fn a_passlib_hash_logs_in_and_is_upgraded(backend: Backend) {
             .status,
         200
     );
+
+    // passlib hashed the password as typed, this service hashes its NFKC
+    // form: a password that normalisation changes (a ligature, a no-break
+    // space, a micro sign) still logs in, and once rehashed, either
+    // spelling does.
+    app.sql(&format!(
+        "INSERT INTO users (id, email, password_hash, created_at, updated_at) \
+         VALUES ('0b7d5a5e-5c7b-4a55-9c55-0c4f5e1c3a02', 'typed@example.com', '{PASSLIB_UNNORMALISED_HASH}', 1700000000, 1700000000)"
+    ))
+    .await;
+    let typed = "\u{fb01}ve \u{fb01}ngers\u{a0}\u{b5}-legacy";
+    let login = app.login("typed@example.com", typed).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let stored = app
+        .sql("SELECT password_hash FROM users WHERE email = 'typed@example.com'")
+        .await;
+    assert!(
+        stored[0][0]
+            .as_deref()
+            .unwrap()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    for spelling in [typed, "five fingers \u{3bc}-legacy"] {
+        let login = app.login("typed@example.com", spelling).await;
+        assert_eq!(login.status, 200, "{spelling:?}: {}", login.text);
+    }
 }
+
+/// argon2-cffi (passlib's backend) with passlib's defaults of the time,
+/// from "\u{fb01}ve \u{fb01}ngers\u{a0}\u{b5}-legacy" as typed.
+const PASSLIB_UNNORMALISED_HASH: &str = "$argon2id$v=19$m=512,t=2,p=2$GtlJWaoUYV7f+w3wZd4VCw$/1O69fMEzng2U0KjGWR7D/MppXJiH0LWugiGpNTJvvI";
 
 async fn the_refresh_cookie_has_the_contracted_attributes(backend: Backend) {
     let app = spawn_app(backend).await;

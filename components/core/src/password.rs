@@ -66,9 +66,13 @@ pub fn verify_password(password: &Password, stored: &str) -> Verification {
             needs_rehash: true,
         };
     };
-    let matches = Argon2::default()
-        .verify_password(password.expose(), &parsed)
-        .is_ok();
+    let check = |bytes: &[u8]| Argon2::default().verify_password(bytes, &parsed).is_ok();
+    // Hashes other implementations made (the Python service's) are of the
+    // password as typed; this service's, of its NFKC form, which such input
+    // never is, so trying both cannot let a wrong password in. A failed
+    // check of such input costs two verifications, and so does the
+    // dummy's.
+    let matches = check(password.expose()) || password.as_typed().is_some_and(check);
     if !matches && cheaper_than_policy(&parsed) {
         // A hash the Python service made with lower costs is replaced only
         // at its account's next login; until then a wrong password for it
@@ -199,6 +203,36 @@ mod tests {
         let current = hash_password(&password("correct horse battery staple")).unwrap();
         assert_eq!(dummy_checks_for("wrong", &current), (false, 0));
         assert_eq!(dummy_checks_for("wrong", "damaged"), (false, 1));
+    }
+
+    /// Made by argon2-cffi 25 (passlib's backend) from the password as
+    /// typed: a ligature, a no-break space and a micro sign, all of which
+    /// NFKC changes.
+    const CFFI_UNNORMALISED: &str = "$argon2id$v=19$m=512,t=2,p=2$GtlJWaoUYV7f+w3wZd4VCw$/1O69fMEzng2U0KjGWR7D/MppXJiH0LWugiGpNTJvvI";
+    const TYPED: &str = "\u{fb01}ve \u{fb01}ngers\u{a0}\u{b5}-legacy";
+
+    #[test]
+    fn a_legacy_hash_of_a_password_as_typed_verifies() {
+        let typed = password(TYPED);
+        assert!(typed.as_typed().is_some());
+        assert_eq!(
+            verify_password(&typed, CFFI_UNNORMALISED),
+            Verification {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+        // Rehashed, it is the normalised form's, which either spelling
+        // matches.
+        let rehashed = hash_password(&typed).unwrap();
+        assert!(verify_password(&typed, &rehashed).matches);
+        let normalised = password("five fingers \u{3bc}-legacy");
+        assert!(normalised.as_typed().is_none());
+        assert!(verify_password(&normalised, &rehashed).matches);
+        // A wrong password typed with such characters costs two checks,
+        // as an unknown email's does.
+        assert_eq!(dummy_checks_for("\u{fb01}", &rehashed), (false, 0));
+        assert_eq!(dummy_checks_for("\u{fb01}", CFFI_UNNORMALISED), (false, 1));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub const MAX_LENGTH: usize = 256;
 /// A password, normalised. Its bytes are wiped when dropped and it has no
 /// `Display`; its `Debug` prints nothing of it.
 #[derive(Clone)]
-pub struct Password(Zeroizing<String>);
+pub struct Password(Zeroizing<String>, Option<Zeroizing<String>>);
 
 impl Password {
     /// Normalises `input` and checks the policy. `context` holds words
@@ -45,16 +45,24 @@ impl Password {
         if input.chars().count() > MAX_LENGTH * 4 {
             return Err("is too long");
         }
-        Ok(Self::normalise(input))
+        let Self(normalised, _) = Self::normalise(input);
+        let as_typed = (*normalised != input).then(|| Zeroizing::new(input.to_owned()));
+        Ok(Self(normalised, as_typed))
     }
 
     fn normalise(input: &str) -> Self {
-        Self(Zeroizing::new(input.nfkc().collect()))
+        Self(Zeroizing::new(input.nfkc().collect()), None)
     }
 
     /// The normalised bytes, for hashing.
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    /// At login, the bytes as typed where normalisation changed them:
+    /// other implementations (the Python service's passlib) hashed those.
+    pub fn as_typed(&self) -> Option<&[u8]> {
+        self.1.as_deref().map(String::as_bytes)
     }
 }
 
