@@ -154,6 +154,12 @@ async fn a_duplicate_email_conflicts_whatever_its_case(backend: Backend) {
     app.register("TWICE@Example.com", "another good passphrase")
         .await
         .assert_problem(409, "email_taken");
+    // Whitespace a copy and paste brings along is trimmed.
+    app.register("\tTwice@example.com\r\n", "another good passphrase")
+        .await
+        .assert_problem(409, "email_taken");
+    let login = app.login(" twice@example.com\n", PASSWORD).await;
+    assert_eq!(login.status, 200, "{}", login.text);
 }
 
 async fn invalid_registrations_name_every_field_at_fault(backend: Backend) {

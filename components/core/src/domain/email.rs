@@ -24,14 +24,13 @@ impl Email {
     /// quoted local parts, address literals and non-ASCII addresses are not
     /// accepted.
     pub fn parse(input: &str) -> Result<Self, &'static str> {
-        // Spaces and tabs around the address are trimmed: what a form
-        // field or a copy and paste adds. Anything else is part of the input.
+        // ASCII whitespace around the address (spaces, tabs, line breaks)
+        // is trimmed: what a form field or a copy and paste adds. Anything
+        // else is part of the input.
         if input.chars().count() > MAX_LENGTH {
             return Err("is longer than 254 characters");
         }
-        let email = input
-            .trim_matches(|c| c == ' ' || c == '\t')
-            .to_ascii_lowercase();
+        let email = input.trim_ascii().to_ascii_lowercase();
         if email.is_empty() {
             return Err("is required");
         }
@@ -77,10 +76,13 @@ mod tests {
 
     #[test]
     fn addresses_are_trimmed_and_lower_cased() {
-        assert_eq!(
-            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
-            "ada@example.com"
-        );
+        for input in [
+            "  Ada@Example.COM ",
+            "\tada@example.com\r\n",
+            "\nADA@example.com\x0c",
+        ] {
+            assert_eq!(Email::parse(input).unwrap().as_str(), "ada@example.com");
+        }
     }
 
     #[test]
@@ -137,6 +139,9 @@ mod tests {
             "a@-b.co",
             "a+b@c.de",
             "\na@b.co",
+            "a@b.co\r\n",
+            "a@b.co\u{b}",
+            "\u{a0}a@b.co",
             "a b@c.de",
             "a@b..co",
             "a@b.c-o",
