@@ -516,6 +516,8 @@ async fn audit_pages_neither_repeat_nor_skip_events_while_new_ones_arrive(backen
             .as_str()
             .expect("more pages")
             .to_owned();
+        // The cursor is the page's last event's id.
+        assert_eq!(cursor, seen[1]);
         for page_number in 1.. {
             assert!(page_number < 50, "paging does not end");
             let path = format!("/admin/audit?{filters}limit=2&cursor={}", encoded(&cursor));

@@ -159,8 +159,8 @@ async fn a_user_is_read_by_id_and_unknown_users_are_404(backend: Backend) {
     assert_eq!(get_user(&app, &admin.token, &id).await.json(), item);
 }
 
-/// `limit` outside 1..=100 or not a number, and a cursor this service
-/// did not issue, are 422 naming the parameter, on both listings.
+/// `limit` outside 1..=100 or not a number, and a cursor not of the
+/// listing's form, are 422 naming the parameter, on both listings.
 async fn bad_limits_and_cursors_name_the_field_at_fault(backend: Backend) {
     let (app, admin) = app_with_admin(backend).await;
     for route in ["/admin/users", "/admin/audit"] {
@@ -171,7 +171,8 @@ async fn bad_limits_and_cursors_name_the_field_at_fault(backend: Backend) {
             ("limit=x", "limit"),
             ("cursor=%01", "cursor"),
             ("query=a%00b", "query"),
-            ("cursor=not-a-cursor", "cursor"),
+            ("cursor=not+a+cursor", "cursor"),
+            ("cursor=abcde", "cursor"),
         ] {
             // `query` is the users' alone.
             if route == "/admin/audit" && field == "query" {
@@ -235,4 +236,22 @@ async fn a_user_cursor_goes_into_a_query_string_as_it_is(backend: Backend) {
     let mut sorted = expected.map(str::to_owned).to_vec();
     sorted.sort();
     assert_eq!(seen, sorted);
+    // Whatever a well-formed cursor decodes to is a place to go on from:
+    // "tag+1@example.com" here (after "tag&3@..." in byte order), then a
+    // NUL and bytes that are no UTF-8 (which sort after every address).
+    let after_first = "dGFnKzFAZXhhbXBsZS5jb20";
+    for (cursor, expected) in [(after_first, &sorted[2..]), ("AA", &[]), ("_-8", &[])] {
+        let page = app
+            .get(
+                &format!("/admin/users?query=tag&cursor={cursor}"),
+                Some(&admin.token),
+            )
+            .await;
+        assert_eq!(page.status, 200, "{cursor}: {}", page.text);
+        assert_eq!(
+            emails(page.json()["items"].as_array().unwrap()),
+            expected,
+            "{cursor}"
+        );
+    }
 }

@@ -244,6 +244,17 @@ pub fn audit_event_id(place: i64) -> String {
     uuid::Uuid::new_v8(bytes).hyphenated().to_string()
 }
 
+/// The place in the trail an id of [`audit_event_id`] holds; `None` for
+/// any other text, UUIDs of other layouts included.
+pub fn audit_event_place(id: &str) -> Option<i64> {
+    let bytes = *uuid::Uuid::try_parse(id).ok()?.as_bytes();
+    let mut place = [0u8; 8];
+    place.copy_from_slice(&bytes[8..]);
+    place[0] &= 0x3f;
+    let place = i64::from_be_bytes(place);
+    (audit_event_id(place) == id.to_ascii_lowercase()).then_some(place)
+}
+
 /// A page of a listing.
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
@@ -255,7 +266,7 @@ pub struct Page<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::audit_event_id;
+    use super::{audit_event_id, audit_event_place};
 
     #[test]
     fn audit_event_ids_are_uuids_in_the_trails_order() {
@@ -268,5 +279,19 @@ mod tests {
             assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
         }
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+        for (place, id) in places.iter().zip(&ids) {
+            assert_eq!(audit_event_place(id), Some(*place));
+            assert_eq!(audit_event_place(&id.to_uppercase()), Some(*place));
+        }
+        for other in [
+            "",
+            "42",
+            "not-a-cursor",
+            "3f1c2b1e-8a4d-4c3e-9b2a-1d2e3f4a5b6c",
+            "00000000-0000-8000-c000-00000000002a",
+            "00000001-0000-8000-8000-00000000002a",
+        ] {
+            assert_eq!(audit_event_place(other), None, "{other}");
+        }
     }
 }

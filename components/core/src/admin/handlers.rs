@@ -5,10 +5,12 @@
 use std::ops::Deref;
 
 use base64::Engine as _;
+use base64::alphabet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use super::{Actor, require_admin};
-use crate::api_types::{AdminUserBody, AuditEventBody, Page};
+use crate::api_types::{AdminUserBody, AuditEventBody, Page, audit_event_id, audit_event_place};
 use crate::auth::AuthStores;
 use crate::auth::login::Client;
 use crate::clock;
@@ -125,24 +127,33 @@ fn filter(request: &Request, name: &str) -> Result<Option<String>, ApiError> {
 }
 
 /// A user listing's cursor: the last email of the previous page, in
-/// URL-safe base64, so that a client may append it to a query string as it
-/// is (`+` and `&` are common in addresses). Any text it decodes to is a
-/// place in the order to go on from.
+/// URL-safe base64 without padding, so that a client may append it to a
+/// query string as it is (`+` and `&` are common in addresses). Whatever
+/// text a well-formed cursor decodes to is a place in the order to go on
+/// from, so every cursor the OpenAPI document's pattern allows is served;
+/// only one that is no base64 at all is refused.
 fn user_cursor(request: &Request) -> Result<Option<String>, ApiError> {
+    const CURSOR: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+    );
     let Some(cursor) = request.query_param("cursor").filter(|c| !c.is_empty()) else {
         return Ok(None);
     };
-    Some(cursor)
+    let bytes = Some(cursor)
         .filter(|cursor| cursor.len() <= MAX_USER_CURSOR)
-        .and_then(|cursor| URL_SAFE_NO_PAD.decode(cursor).ok())
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|email| !email.chars().any(char::is_control))
-        .map(Some)
-        .ok_or_else(invalid_cursor)
+        .and_then(|cursor| CURSOR.decode(cursor).ok())
+        .ok_or_else(invalid_cursor)?;
+    // PostgreSQL's text holds no NUL; no address has one.
+    let text = String::from_utf8_lossy(&bytes).replace('\0', "\u{fffd}");
+    Ok(Some(text))
 }
 
 fn invalid_cursor() -> ApiError {
-    ApiError::invalid("cursor", "is not a cursor this service issued")
+    ApiError::invalid("cursor", "is not a cursor of this listing")
 }
 
 /// `GET /admin/users?query=&limit=&cursor=`: users in email order; `query`
@@ -243,8 +254,8 @@ pub fn delete_user(
 }
 
 /// `GET /admin/audit?user_id=&event=&limit=&cursor=`: newest first; the
-/// cursor is the id of the page's last event, so events recorded while
-/// paging never shift a page.
+/// cursor is the id of the page's last event (which holds its place in
+/// the trail), so events recorded while paging never shift a page.
 pub fn list_audit(service: &AdminService, request: &Request) -> Result<Response, ApiError> {
     Caller::of(service, request)?;
     // Exact: an id that is no one's (or not an id at all) matches nothing.
@@ -252,13 +263,7 @@ pub fn list_audit(service: &AdminService, request: &Request) -> Result<Response,
     let event = filter(request, "event")?;
     let limit = limit(request)?;
     let before = match filter(request, "cursor")? {
-        Some(cursor) => Some(
-            cursor
-                .parse::<i64>()
-                .ok()
-                .filter(|_| cursor.len() <= 18 && cursor.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(invalid_cursor)?,
-        ),
+        Some(cursor) => Some(audit_event_place(&cursor).ok_or_else(invalid_cursor)?),
         None => None,
     };
     let query = AuditQuery {
@@ -271,7 +276,7 @@ pub fn list_audit(service: &AdminService, request: &Request) -> Result<Response,
     let next_cursor = events
         .last()
         .filter(|_| more)
-        .map(|event| event.id.to_string());
+        .map(|event| audit_event_id(event.id));
     let items: Vec<AuditEventBody> = events.into_iter().map(AuditEventBody::from).collect();
     Ok(Response::json(200, &Page { items, next_cursor }))
 }
