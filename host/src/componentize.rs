@@ -59,7 +59,9 @@ fn load_uncached(
     if cached.is_file() {
         // SAFETY: the file was written by `Component::serialize` of an engine
         // with the same compatibility hash (it is part of the name), in a
-        // folder only this host writes to.
+        // folder only this host writes to, whole (written, then renamed
+        // into place): the mapping stays valid, and is kept in memory for
+        // the process, even if the folder is deleted later.
         if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
             return Ok(component);
         }

@@ -431,9 +431,38 @@ async fn head_is_answered_wherever_get_is(backend: Backend) {
             assert_eq!(head.header(name), get.header(name), "{path}: {name}");
         }
     }
+    // HTTP clients stop reading at a HEAD response's headers whatever
+    // follows; on the wire, nothing does.
+    let wire = raw_exchange(
+        &app,
+        "HEAD /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (head, rest) = wire.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(rest, "", "{head}");
+
     let anonymous = app.send(app.client.head(app.url("/auth/me"))).await;
     assert_eq!(anonymous.status, 401);
     let reply = app.send(app.client.head(app.url("/auth/login"))).await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("allow").as_deref(), Some("POST"));
+}
+
+/// Sends `request` as it is on a new connection and reads until the app
+/// closes it.
+async fn raw_exchange(app: &TestApp, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.url("").trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the app closes the connection")
+    .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
 }

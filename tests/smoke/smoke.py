@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import struct
 import sys
 import time
@@ -55,7 +56,16 @@ status, headers, body = call("GET", "/health")
 check(status == 200 and json.loads(body)["status"] == "ok", "GET /health is 200 ok")
 length = headers.get("content-length")
 status, headers, body = call("HEAD", "/health")
-check(status == 200 and body == b"" and headers.get("content-length") == length, "HEAD /health is GET's headers without the body")
+check(status == 200 and headers.get("content-length") == length, "HEAD /health is GET's status and headers")
+# A client stops reading at a HEAD response's headers; on the wire, nothing follows them.
+base = urllib.parse.urlsplit(BASE)
+with socket.create_connection((base.hostname, base.port), timeout=30) as raw:
+    raw.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    wire = b""
+    while chunk := raw.recv(65536):
+        wire += chunk
+head, _, rest = wire.partition(b"\r\n\r\n")
+check(head.startswith(b"HTTP/1.1 200") and rest == b"", "HEAD /health sends no body")
 
 email = f"smoke-{int(time.time() * 1000)}@example.com"
 status, headers, body = call("POST", "/auth/register", {"email": email, "password": PASSWORD})

@@ -66,13 +66,20 @@ pub fn verify_password(password: &Password, stored: &str) -> Verification {
             needs_rehash: true,
         };
     };
-    let check = |bytes: &[u8]| Argon2::default().verify_password(bytes, &parsed).is_ok();
+    let check = |bytes: &[u8]| {
+        #[cfg(test)]
+        tests::ARGON2_CHECKS.with(|checks| checks.set(checks.get() + 1));
+        Argon2::default().verify_password(bytes, &parsed).is_ok()
+    };
     // Hashes other implementations made (the Python service's) are of the
     // password as typed; this service's, of its NFKC form, which such input
     // never is, so trying both cannot let a wrong password in. A failed
     // check of such input costs two verifications, and so does the
-    // dummy's.
-    let matches = check(password.expose()) || password.as_typed().is_some_and(check);
+    // dummy's. A hash that matched as typed is replaced with the NFKC
+    // form's, so that either spelling logs in from then on.
+    let normalised = check(password.expose());
+    let as_typed = !normalised && password.as_typed().is_some_and(check);
+    let matches = normalised || as_typed;
     if !matches && cheaper_than_policy(&parsed) {
         // A hash the Python service made with lower costs is replaced only
         // at its account's next login; until then a wrong password for it
@@ -82,7 +89,7 @@ pub fn verify_password(password: &Password, stored: &str) -> Verification {
     }
     Verification {
         matches,
-        needs_rehash: differs_from_policy(&parsed),
+        needs_rehash: as_typed || differs_from_policy(&parsed),
     }
 }
 
@@ -181,6 +188,8 @@ mod tests {
     thread_local! {
         /// How often this thread checked a password against the dummy hash.
         pub static DUMMY_CHECKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        /// How many Argon2 verifications this thread ran.
+        pub static ARGON2_CHECKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     }
 
     /// Checks `password` against `stored`: whether it matched, and how many
@@ -189,6 +198,13 @@ mod tests {
         let before = DUMMY_CHECKS.with(|checks| checks.get());
         let matches = verify_password(&password(password_text), stored).matches;
         (matches, DUMMY_CHECKS.with(|checks| checks.get()) - before)
+    }
+
+    /// How many Argon2 verifications `run` took.
+    fn argon2_checks(run: impl FnOnce()) -> u32 {
+        let before = ARGON2_CHECKS.with(|checks| checks.get());
+        run();
+        ARGON2_CHECKS.with(|checks| checks.get()) - before
     }
 
     #[test]
@@ -222,6 +238,21 @@ mod tests {
                 needs_rehash: true
             }
         );
+        // Even with the policy's costs, a hash that matched only as typed
+        // is replaced.
+        let policy_params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).unwrap();
+        let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
+        let as_typed_hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, policy_params)
+            .hash_password(TYPED.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            verify_password(&typed, &as_typed_hash),
+            Verification {
+                matches: true,
+                needs_rehash: true
+            }
+        );
         // Rehashed, it is the normalised form's, which either spelling
         // matches.
         let rehashed = hash_password(&typed).unwrap();
@@ -233,6 +264,14 @@ mod tests {
         // as an unknown email's does.
         assert_eq!(dummy_checks_for("\u{fb01}", &rehashed), (false, 0));
         assert_eq!(dummy_checks_for("\u{fb01}", CFFI_UNNORMALISED), (false, 1));
+        let wrong = password("\u{fb01}");
+        let known = argon2_checks(|| assert!(!verify_password(&wrong, &rehashed).matches));
+        let unknown = argon2_checks(|| verify_against_dummy(&wrong));
+        assert_eq!((known, unknown), (2, 2));
+        let plain = password("plain wrong");
+        let known = argon2_checks(|| assert!(!verify_password(&plain, &rehashed).matches));
+        let unknown = argon2_checks(|| verify_against_dummy(&plain));
+        assert_eq!((known, unknown), (1, 1));
     }
 
     #[test]

@@ -155,9 +155,11 @@ pub const ADMIN_ROUTES: &[Route<AdminOp>] = &[
 /// The matched route's operation and its captured segments, in order.
 ///
 /// `HEAD` is served wherever `GET` is (RFC 9110 section 9.3.2: uptime
-/// checks and `curl -I` use it), by the same operation: every `GET` route
-/// only reads, and the HTTP server, Spin's as the local host's, sends a
-/// `HEAD` response's headers without its body.
+/// checks and `curl -I` use it), by the same operation, and the HTTP
+/// server, Spin's as the local host's, sends its headers without the body.
+/// `GET` routes change nothing a client sees (`/health` may deliver due
+/// mail, the JWKS route may make the embedded default's key), so a `HEAD`
+/// does no more than the `GET` would.
 pub fn route<Op: Copy>(
     routes: &[Route<Op>],
     method: &str,

@@ -16,7 +16,7 @@ const ATOM_SPECIALS: &str = "!#$%&'*+/=?^_`{|}~-";
 pub struct Email(String);
 
 impl Email {
-    /// Trims spaces and tabs, lower-cases and checks `input`. The rule is the one the
+    /// Trims ASCII whitespace, lower-cases and checks `input`. The rule is the one the
     /// OpenAPI document states as a pattern, so clients can check it
     /// before sending: an ASCII `dot-atom` local part (RFC 5322 section
     /// 3.4.1), `@`, and a domain of at least two letter-digit-hyphen labels

@@ -16,7 +16,12 @@ pub const MAX_LENGTH: usize = 256;
 /// A password, normalised. Its bytes are wiped when dropped and it has no
 /// `Display`; its `Debug` prints nothing of it.
 #[derive(Clone)]
-pub struct Password(Zeroizing<String>, Option<Zeroizing<String>>);
+pub struct Password {
+    normalised: Zeroizing<String>,
+    /// At login, the input as typed where NFKC changed it: hashes that
+    /// other implementations made are of that form.
+    as_typed: Option<Zeroizing<String>>,
+}
 
 impl Password {
     /// Normalises `input` and checks the policy. `context` holds words
@@ -32,7 +37,7 @@ impl Password {
             return Err("must be at most 256 characters");
         }
         let normalised = Self::normalise(input);
-        if is_trivially_guessable(&normalised.0, context) {
+        if is_trivially_guessable(&normalised.normalised, context) {
             return Err("is too common or easy to guess");
         }
         Ok(normalised)
@@ -45,24 +50,30 @@ impl Password {
         if input.chars().count() > MAX_LENGTH * 4 {
             return Err("is too long");
         }
-        let Self(normalised, _) = Self::normalise(input);
+        let normalised = Self::normalise(input).normalised;
         let as_typed = (*normalised != input).then(|| Zeroizing::new(input.to_owned()));
-        Ok(Self(normalised, as_typed))
+        Ok(Self {
+            normalised,
+            as_typed,
+        })
     }
 
     fn normalise(input: &str) -> Self {
-        Self(Zeroizing::new(input.nfkc().collect()), None)
+        Self {
+            normalised: Zeroizing::new(input.nfkc().collect()),
+            as_typed: None,
+        }
     }
 
     /// The normalised bytes, for hashing.
     pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.normalised.as_bytes()
     }
 
     /// At login, the bytes as typed where normalisation changed them:
     /// other implementations (the Python service's passlib) hashed those.
     pub fn as_typed(&self) -> Option<&[u8]> {
-        self.1.as_deref().map(String::as_bytes)
+        self.as_typed.as_deref().map(String::as_bytes)
     }
 }
 
