@@ -6,7 +6,6 @@ use std::ops::Deref;
 
 use base64::Engine as _;
 use base64::alphabet;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use super::{Actor, require_admin};
@@ -128,28 +127,32 @@ fn filter(request: &Request, name: &str) -> Result<Option<String>, ApiError> {
 
 /// A user listing's cursor: the last email of the previous page, in
 /// URL-safe base64 without padding, so that a client may append it to a
-/// query string as it is (`+` and `&` are common in addresses). Whatever
-/// text a well-formed cursor decodes to is a place in the order to go on
-/// from, so every cursor the OpenAPI document's pattern allows is served;
-/// only one that is no base64 at all is refused.
+/// query string as it is (`+` and `&` are common in addresses). Decoding
+/// allows trailing bits: whatever text a well-formed cursor decodes to is
+/// a place in the order to go on from, so every cursor the OpenAPI
+/// document's pattern allows is served.
+const USER_CURSOR: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
+
+/// The place a user listing's `cursor` names, if any; only a cursor that
+/// is no base64 at all is refused.
 fn user_cursor(request: &Request) -> Result<Option<String>, ApiError> {
-    const CURSOR: GeneralPurpose = GeneralPurpose::new(
-        &alphabet::URL_SAFE,
-        GeneralPurposeConfig::new()
-            .with_encode_padding(false)
-            .with_decode_allow_trailing_bits(true)
-            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
-    );
     let Some(cursor) = request.query_param("cursor").filter(|c| !c.is_empty()) else {
         return Ok(None);
     };
-    let bytes = Some(cursor)
-        .filter(|cursor| cursor.len() <= MAX_USER_CURSOR)
-        .and_then(|cursor| CURSOR.decode(cursor).ok())
-        .ok_or_else(invalid_cursor)?;
+    if cursor.len() > MAX_USER_CURSOR {
+        return Err(invalid_cursor());
+    }
+    let bytes = USER_CURSOR.decode(cursor).map_err(|_| invalid_cursor())?;
     // PostgreSQL's text holds no NUL; no address has one.
-    let text = String::from_utf8_lossy(&bytes).replace('\0', "\u{fffd}");
-    Ok(Some(text))
+    Ok(Some(
+        String::from_utf8_lossy(&bytes).replace('\0', "\u{fffd}"),
+    ))
 }
 
 fn invalid_cursor() -> ApiError {
@@ -169,7 +172,7 @@ pub fn list_users(service: &AdminService, request: &Request) -> Result<Response,
     let next_cursor = users
         .last()
         .filter(|_| more)
-        .map(|user| URL_SAFE_NO_PAD.encode(user.email.as_str()));
+        .map(|user| USER_CURSOR.encode(user.email.as_str()));
     let items = users.iter().map(|user| service.body(user)).collect();
     Ok(Response::json(200, &Page { items, next_cursor }))
 }

@@ -50,12 +50,10 @@ impl Password {
         if input.chars().count() > MAX_LENGTH * 4 {
             return Err("is too long");
         }
-        let normalised = Self::normalise(input).normalised;
-        let as_typed = (*normalised != input).then(|| Zeroizing::new(input.to_owned()));
-        Ok(Self {
-            normalised,
-            as_typed,
-        })
+        let mut password = Self::normalise(input);
+        password.as_typed =
+            (*password.normalised != input).then(|| Zeroizing::new(input.to_owned()));
+        Ok(password)
     }
 
     fn normalise(input: &str) -> Self {
