@@ -16,6 +16,8 @@ on_every_backend!(
     unverified_accounts_can_be_refused_tokens,
     admin_emails_grant_admin_only_to_a_verified_address,
     a_new_verification_link_is_throttled_and_refused_once_verified,
+    links_work_for_their_lifetime_and_no_longer,
+    forgotten_password_requests_are_limited_per_address,
 );
 
 const API_KEY: &str = "test-mail-api-key";
@@ -306,4 +308,89 @@ async fn without_mail_url_the_link_is_kept_and_shown_in_the_log() {
             .status,
         200
     );
+}
+
+/// Makes `purpose`'s unused links `seconds` older, as if that much time
+/// had passed since they were sent.
+async fn age_links(app: &TestApp, purpose: &str, seconds: i64) {
+    app.sql(&format!(
+        "UPDATE email_tokens SET created_at = created_at - {seconds}, \
+         expires_at = expires_at - {seconds} WHERE purpose = '{purpose}' AND used_at IS NULL"
+    ))
+    .await;
+}
+
+/// A verification link works for 24 hours and a reset link for one; a
+/// minute either side of that tells them apart.
+async fn links_work_for_their_lifetime_and_no_longer(backend: Backend) {
+    const DAY: i64 = 24 * 3_600;
+    const HOUR: i64 = 3_600;
+    let (app, sink) = app_with_sink(backend, vec![]).await;
+    let (email, login) = app.signed_in_user().await;
+    let access = login.access_token();
+    let token_in = |mail: &crate::mail_sink::Received, path: &str| {
+        link_token(mail.body["text"].as_str().unwrap(), path).unwrap()
+    };
+
+    let stale = token_in(&sink.wait_for(1).await[0], "/verify-email");
+    age_links(&app, "verify_email", DAY + 60).await;
+    app.post_json("/auth/verify-email", json!({"token": stale}), None)
+        .await
+        .assert_problem(400, "invalid_token");
+    let requested = app
+        .post_json("/auth/verify-email/request", json!({}), Some(&access))
+        .await;
+    assert_eq!(requested.status, 202, "{}", requested.text);
+    let fresh = token_in(&sink.wait_for(2).await[1], "/verify-email");
+    age_links(&app, "verify_email", DAY - 60).await;
+    let verified = app
+        .post_json("/auth/verify-email", json!({"token": fresh}), None)
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.text);
+
+    let forgot = || app.post_json("/auth/password/forgot", json!({"email": email}), None);
+    assert_eq!(forgot().await.status, 202);
+    let stale = token_in(&sink.wait_for(3).await[2], "/reset-password");
+    age_links(&app, "reset_password", HOUR + 60).await;
+    let new_password = "a brand new passphrase";
+    app.post_json(
+        "/auth/password/reset",
+        json!({"token": stale, "new_password": new_password}),
+        None,
+    )
+    .await
+    .assert_problem(400, "invalid_token");
+    assert_eq!(forgot().await.status, 202);
+    let fresh = token_in(&sink.wait_for(4).await[3], "/reset-password");
+    age_links(&app, "reset_password", HOUR - 60).await;
+    let reset = app
+        .post_json(
+            "/auth/password/reset",
+            json!({"token": fresh, "new_password": new_password}),
+            None,
+        )
+        .await;
+    assert_eq!(reset.status, 204, "{}", reset.text);
+}
+
+/// Forgot-password requests are limited per client address as well as per
+/// email (30 an hour), whichever addresses they ask about.
+async fn forgotten_password_requests_are_limited_per_address(backend: Backend) {
+    let app = spawn_app_with(backend, throttled(vec![])).await;
+    let forgot = |n: u32, ip: &'static str| {
+        app.send(
+            app.client
+                .post(app.url("/auth/password/forgot"))
+                .header("x-forwarded-for", ip)
+                .json(&json!({"email": format!("someone{n}@example.com")})),
+        )
+    };
+    for n in 0..30 {
+        let reply = forgot(n, "198.51.100.30").await;
+        assert_eq!(reply.status, 202, "request {n}: {}", reply.text);
+    }
+    let refused = forgot(30, "198.51.100.30").await;
+    refused.assert_problem(429, "rate_limited");
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(forgot(31, "198.51.100.31").await.status, 202);
 }

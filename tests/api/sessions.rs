@@ -26,6 +26,8 @@ on_every_backend!(
     parallel_guesses_cannot_slip_under_the_limit,
     guesses_at_the_current_password_are_throttled,
     a_stale_refresh_token_at_logout_ends_only_its_own_session,
+    a_forwarded_address_counts_only_from_a_trusted_proxy,
+    the_body_limit_is_sixty_four_kib_exactly,
 );
 
 async fn parallel_guesses_cannot_slip_under_the_limit(backend: Backend) {
@@ -546,6 +548,68 @@ async fn oversized_mistyped_and_malformed_requests_are_refused_cleanly(backend: 
     reply.assert_problem(400, "malformed_body");
     // The service is unharmed.
     assert_eq!(app.get("/health", None).await.status, 200);
+}
+
+/// Without `trusted_proxies`, `X-Forwarded-For` is only the client's own
+/// claim: a new address in it per request is still the same client.
+async fn a_forwarded_address_counts_only_from_a_trusted_proxy(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions::with_variables(vec![("registrations_per_ip", "2".into())]),
+    )
+    .await;
+    assert_eq!(
+        app.register_from("a@example.com", "203.0.113.40")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        app.register_from("b@example.com", "203.0.113.41")
+            .await
+            .status,
+        201
+    );
+    app.register_from("c@example.com", "203.0.113.42")
+        .await
+        .assert_problem(429, "rate_limited");
+    let addresses = app
+        .sql("SELECT DISTINCT ip FROM audit_events WHERE event = 'register'")
+        .await;
+    assert_eq!(addresses, vec![vec![Some("127.0.0.1".to_owned())]]);
+}
+
+/// A body of exactly 64 KiB is read and answered on its merits; one byte
+/// more is 413, whether the client sent a length or chunks.
+async fn the_body_limit_is_sixty_four_kib_exactly(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let send = |size: usize, chunked: bool| {
+        let mut body = br#"{"email": "not an email", "password": "x"}"#.to_vec();
+        body.resize(size, b' ');
+        let body = if chunked {
+            let chunks = body
+                .chunks(4_096)
+                .map(|chunk| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(chunk)))
+                .collect::<Vec<_>>();
+            reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+        } else {
+            reqwest::Body::from(body)
+        };
+        app.send(
+            app.client
+                .post(app.url("/auth/register"))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+    };
+    for chunked in [false, true] {
+        send(64 * 1024, chunked)
+            .await
+            .assert_problem(422, "validation_failed");
+        send(64 * 1024 + 1, chunked)
+            .await
+            .assert_problem(413, "payload_too_large");
+    }
 }
 
 async fn the_audit_trail_records_each_event_and_no_secret(backend: Backend) {

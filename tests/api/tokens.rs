@@ -10,6 +10,7 @@ on_every_backend!(
     forged_and_tampered_tokens_are_refused_as_invalid,
     a_request_without_a_token_is_refused_as_missing,
     a_refresh_token_is_not_an_access_token,
+    clocks_may_disagree_by_a_minute_and_no_more,
 );
 
 async fn an_expired_access_token_is_refused_as_expired(backend: Backend) {
@@ -36,6 +37,30 @@ async fn an_expired_access_token_is_refused_as_expired(backend: Backend) {
             "Bearer realm=\"spin-auth\", error=\"invalid_token\", error_description=\"access token expired\""
         )
     );
+}
+
+/// The default leeway (API.md: at most 60 s) holds on both ends of a
+/// token's life: `exp` a little past and `nbf` a little ahead still pass.
+async fn clocks_may_disagree_by_a_minute_and_no_more(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, login) = app.signed_in_user().await;
+    let (header, claims) = jwt_parts(&login.access_token());
+    let with = |name: &str, value: i64| {
+        let mut changed = claims.clone();
+        changed[name] = json!(value);
+        resign(&app, &header, &changed)
+    };
+    let now = now();
+    let late = app.topics(&with("exp", now - 50)).await;
+    assert_eq!(late.status, 200, "expired 50 s ago: {}", late.text);
+    app.topics(&with("exp", now - 70))
+        .await
+        .assert_problem(401, "token_expired");
+    let early = app.topics(&with("nbf", now + 50)).await;
+    assert_eq!(early.status, 200, "valid in 50 s: {}", early.text);
+    app.topics(&with("nbf", now + 70))
+        .await
+        .assert_problem(401, "invalid_token");
 }
 
 /// Re-signs `claims` under `header` with the app's real key.
