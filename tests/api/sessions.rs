@@ -558,18 +558,12 @@ async fn a_forwarded_address_counts_only_from_a_trusted_proxy(backend: Backend) 
         AppOptions::with_variables(vec![("registrations_per_ip", "2".into())]),
     )
     .await;
-    assert_eq!(
-        app.register_from("a@example.com", "203.0.113.40")
-            .await
-            .status,
-        201
-    );
-    assert_eq!(
-        app.register_from("b@example.com", "203.0.113.41")
-            .await
-            .status,
-        201
-    );
+    for (email, ip) in [
+        ("a@example.com", "203.0.113.40"),
+        ("b@example.com", "203.0.113.41"),
+    ] {
+        assert_eq!(app.register_from(email, ip).await.status, 201);
+    }
     app.register_from("c@example.com", "203.0.113.42")
         .await
         .assert_problem(429, "rate_limited");
