@@ -52,7 +52,7 @@ cleanup() {
   stop_host
   kill "${simd_host:-}" 2>/dev/null || true
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
-  redis-cli -h 127.0.0.1 --scan --pattern "${prefix}*" | xargs -r redis-cli -h 127.0.0.1 del > /dev/null || true
+  scripts/redis-forget.sh "$prefix" -h 127.0.0.1 > /dev/null || true
   rm -rf "$state"
 }
 trap cleanup EXIT

@@ -61,7 +61,7 @@ cleanup() {
   kill "$host" 2>/dev/null || true
   wait "$host" 2>/dev/null || true
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
-  redis-cli -h 127.0.0.1 --scan --pattern "schemathesis:$$:*" | xargs -r redis-cli -h 127.0.0.1 del > /dev/null || true
+  scripts/redis-forget.sh "schemathesis:$$:" -h 127.0.0.1 > /dev/null || true
   rm -rf "$state"
 }
 trap cleanup EXIT

@@ -36,8 +36,7 @@ cleanup() {
   stop
   if [ -n "$database" ]; then
     psql -q "$database_url" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" > /dev/null || true
-    redis-cli -u "$redis_url" --scan --pattern "spin-smoke:$database:*" \
-      | xargs -r redis-cli -u "$redis_url" del > /dev/null || true
+    scripts/redis-forget.sh "spin-smoke:$database:" -u "$redis_url" > /dev/null || true
   fi
   rm -rf "$work"
 }
