@@ -213,6 +213,35 @@ async fn login_accepts_the_oauth2_password_form(backend: Backend) {
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json()["token_type"], "bearer");
+
+    let form = |body: &'static str| {
+        app.send(
+            app.client
+                .post(app.url("/auth/login"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    };
+    // Without grant_type it is the password grant too; no other grant is.
+    let reply = form("username=form%40example.com&password=correct+horse+battery+staple").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let reply = form(
+        "grant_type=client_credentials&username=form%40example.com&password=correct+horse+battery+staple",
+    )
+    .await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(reply.json()["errors"][0]["field"], "grant_type");
+    // Every missing field is named at once.
+    let reply = form("grant_type=password").await;
+    reply.assert_problem(422, "validation_failed");
+    let body = reply.json();
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["username", "password"]);
 }
 
 async fn unknown_email_and_wrong_password_fail_identically(backend: Backend) {

@@ -6,7 +6,7 @@ use crate::auth::login::{Login, SignInOutcome, SignedIn, sign_in};
 use crate::auth::sessions::{self, LoggedOut, Proof, Scope};
 use crate::clock;
 use crate::domain::Password;
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::http::{JsonFields, Request, Response, form_pairs};
 use crate::service::authenticate;
 use crate::tokens::RefreshToken;
@@ -17,20 +17,24 @@ fn credentials(request: &Request) -> Result<(String, String), ApiError> {
     let mut fields = match request.media_type().as_deref() {
         Some("application/x-www-form-urlencoded") => {
             let mut fields = JsonFields::from_pairs(form_pairs(&request.body));
+            // The one grant this endpoint serves; absent means it.
+            if fields
+                .optional_string("grant_type")
+                .is_some_and(|grant| grant != "password")
+            {
+                fields.reject(FieldError::new("grant_type", "must be password"));
+            }
             let username = fields.optional_string("username");
             let email = fields.optional_string("email");
+            let email = username.or(email);
+            if email.is_none() {
+                fields.reject(FieldError::new("username", "is required"));
+            }
             let password = fields.string("password");
-            return match (username.or(email), password) {
-                (Some(email), Some(password)) => {
-                    fields.finish()?;
-                    Ok((email, password))
-                }
-                (None, _) => Err(ApiError::invalid("username", "is required")),
-                _ => Err(fields
-                    .finish()
-                    .err()
-                    .unwrap_or(ApiError::invalid("password", "is required"))),
-            };
+            fields.finish()?;
+            return email
+                .zip(password)
+                .ok_or(ApiError::invalid("username", "is required"));
         }
         _ => request.json_object()?,
     };
