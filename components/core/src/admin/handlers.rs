@@ -182,6 +182,12 @@ fn user_id(id: &str) -> Result<String, ApiError> {
     parse_id(id).ok_or(ApiError::NotFound("not_found"))
 }
 
+/// A UUID in the hyphenated form ids are given out in (any case), as the
+/// OpenAPI document's pattern says; other UUID spellings are not ids here.
+fn parse_hyphenated_id(text: &str) -> Option<String> {
+    (text.len() == 36).then(|| parse_id(text)).flatten()
+}
+
 /// `GET /admin/users/{id}`.
 pub fn get_user(service: &AdminService, request: &Request, id: &str) -> Result<Response, ApiError> {
     Caller::of(service, request)?;
@@ -261,8 +267,14 @@ pub fn delete_user(
 /// the trail), so events recorded while paging never shift a page.
 pub fn list_audit(service: &AdminService, request: &Request) -> Result<Response, ApiError> {
     Caller::of(service, request)?;
-    // Exact: an id that is no one's (or not an id at all) matches nothing.
-    let user_id = filter(request, "user_id")?;
+    // An id that is no one's matches nothing; text that is no id is 422.
+    let user_id = match filter(request, "user_id")? {
+        Some(text) => Some(
+            parse_hyphenated_id(&text)
+                .ok_or_else(|| ApiError::invalid("user_id", "must be a user's id (a UUID)"))?,
+        ),
+        None => None,
+    };
     let event = filter(request, "event")?;
     let limit = limit(request)?;
     let before = match filter(request, "cursor")? {
