@@ -28,6 +28,7 @@ on_every_backend!(
     a_stale_refresh_token_at_logout_ends_only_its_own_session,
     a_forwarded_address_counts_only_from_a_trusted_proxy,
     the_body_limit_is_sixty_four_kib_exactly,
+    a_request_without_a_body_hears_which_fields_are_required,
 );
 
 async fn parallel_guesses_cannot_slip_under_the_limit(backend: Backend) {
@@ -548,6 +549,46 @@ async fn oversized_mistyped_and_malformed_requests_are_refused_cleanly(backend: 
     reply.assert_problem(400, "malformed_body");
     // The service is unharmed.
     assert_eq!(app.get("/health", None).await.status, 200);
+}
+
+/// No body at all (no content type, or JSON's) is an empty object: 422
+/// naming the required fields, not 415 or 400. A body of another type is
+/// still 415.
+async fn a_request_without_a_body_hears_which_fields_are_required(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, login) = app.signed_in_user().await;
+    let token = login.access_token();
+    let fields = |reply: &Reply| -> Vec<String> {
+        reply.assert_problem(422, "validation_failed");
+        let body = reply.json();
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|error| error["field"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let reply = app
+        .send(app.client.delete(app.url("/auth/me")).bearer_auth(&token))
+        .await;
+    assert_eq!(fields(&reply), ["current_password"]);
+    let reply = app.send(app.client.post(app.url("/auth/register"))).await;
+    assert_eq!(fields(&reply), ["email", "password"]);
+    let reply = app
+        .send(
+            app.client
+                .post(app.url("/auth/login"))
+                .header("content-type", "application/json"),
+        )
+        .await;
+    assert_eq!(fields(&reply), ["email", "password"]);
+    app.send(
+        app.client
+            .post(app.url("/auth/login"))
+            .header("content-type", "text/plain"),
+    )
+    .await
+    .assert_problem(415, "unsupported_media_type");
 }
 
 /// Without `trusted_proxies`, `X-Forwarded-For` is only the client's own

@@ -143,8 +143,14 @@ impl Request {
     }
 
     /// The body as a JSON object: 415 unless the content type is JSON, 400
-    /// unless it parses to an object.
+    /// unless it parses to an object. No body at all, sent as JSON or with
+    /// no content type, is an empty object, so the client hears which
+    /// fields are required (422) rather than which type it did not send.
     pub fn json_object(&self) -> Result<JsonFields, ApiError> {
+        let untyped = self.header("content-type").is_none();
+        if self.body.is_empty() && (untyped || self.is_json()) {
+            return JsonFields::parse(b"{}");
+        }
         if !self.is_json() {
             return Err(ApiError::UnsupportedMediaType("application/json"));
         }
