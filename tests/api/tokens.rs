@@ -161,9 +161,19 @@ async fn forged_and_tampered_tokens_are_refused_as_invalid(backend: Backend) {
     let mut no_sid = claims.clone();
     no_sid["sid"] = json!("00000000-0000-0000-0000-000000000000");
     forgeries.push(("unknown session", resign(&app, &header, &no_sid)));
+    // A live session, but another user's: the subject must own it.
+    let (_, other) = app.signed_in_user().await;
+    let (_, other_claims) = jwt_parts(&other.access_token());
+    let mut borrowed = claims.clone();
+    borrowed["sub"] = other_claims["sub"].clone();
+    forgeries.push(("another user's subject", resign(&app, &header, &borrowed)));
     forgeries.push(("garbage", "not.a.jwt".to_owned()));
 
     for (what, forged) in forgeries {
+        for path in ["/auth/me", "/admin/users"] {
+            let reply = app.get(path, Some(&forged)).await;
+            assert_eq!(reply.status, 401, "{what} at {path}: {}", reply.text);
+        }
         let reply = app.topics(&forged).await;
         assert_eq!(reply.status, 401, "{what}: {}", reply.text);
         assert_eq!(reply.code(), "invalid_token", "{what}: {}", reply.text);

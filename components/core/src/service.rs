@@ -145,12 +145,16 @@ pub fn authenticate(service: &Service, request: &Request) -> Result<AccessClaims
             TokenRejection::Expired => ApiError::TokenExpired,
             TokenRejection::Invalid(why) => ApiError::InvalidToken(why),
         })?;
-    if !service
+    // The session must be live and the token's subject's own: a token
+    // naming someone else's session is not theirs to use.
+    let owner = service
         .stores
         .sessions()
-        .is_live(&claims.session_id, clock::now())?
-    {
-        return Err(ApiError::InvalidToken("the session has ended"));
+        .session_owner(&claims.session_id, clock::now())?;
+    match owner {
+        Some(owner) if owner == claims.user_id => {}
+        Some(_) => return Err(ApiError::InvalidToken("the session is not the subject's")),
+        None => return Err(ApiError::InvalidToken("the session has ended")),
     }
     Ok(claims)
 }

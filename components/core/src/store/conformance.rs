@@ -332,6 +332,14 @@ fn sessions_are_live_and_listed(subject: &Subject<'_>) -> CaseResult {
     ensure(!store(subject.sessions.is_live(&fresh_id(), now))?, || {
         "an unknown session is live".to_owned()
     })?;
+    let owner = store(subject.sessions.session_owner(&first, now))?;
+    ensure(owner.as_deref() == Some(user.as_str()), || {
+        format!("a new session's owner is {owner:?}, not {user}")
+    })?;
+    let owner = store(subject.sessions.session_owner(&fresh_id(), now))?;
+    ensure(owner.is_none(), || {
+        format!("an unknown session has an owner: {owner:?}")
+    })?;
     let mut listed: Vec<String> = store(subject.sessions.list_sessions(&user, now))?
         .into_iter()
         .map(|session| session.id)

@@ -318,8 +318,10 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    fn is_live(&self, session_id: &str, now: Timestamp) -> StoreResult<bool> {
-        Ok(self.live(session_id, now))
+    fn session_owner(&self, session_id: &str, now: Timestamp) -> StoreResult<Option<String>> {
+        Ok(self
+            .live(session_id, now)
+            .then(|| self.sessions.borrow()[session_id].user_id.clone()))
     }
 
     fn session_of_token(

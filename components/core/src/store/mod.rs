@@ -375,8 +375,13 @@ pub trait SessionStore {
         now: Timestamp,
         policy: &SessionPolicy,
     ) -> StoreResult<Rotation>;
+    /// The user whose session this is, if it exists and has not expired or
+    /// been revoked.
+    fn session_owner(&self, session_id: &str, now: Timestamp) -> StoreResult<Option<String>>;
     /// Whether the session exists and has not expired or been revoked.
-    fn is_live(&self, session_id: &str, now: Timestamp) -> StoreResult<bool>;
+    fn is_live(&self, session_id: &str, now: Timestamp) -> StoreResult<bool> {
+        Ok(self.session_owner(session_id, now)?.is_some())
+    }
     /// The session a refresh token (current or retired) belongs to, if the
     /// session is live.
     fn session_of_token(

@@ -210,12 +210,12 @@ impl SessionStore for SqlStore {
         })
     }
 
-    fn is_live(&self, session_id: &str, now: Timestamp) -> StoreResult<bool> {
+    fn session_owner(&self, session_id: &str, now: Timestamp) -> StoreResult<Option<String>> {
         let rows = self.read(
-            "SELECT 1 FROM sessions WHERE id = $1 AND expires_at > $2 AND idle_expires_at > $2",
+            "SELECT user_id FROM sessions WHERE id = $1 AND expires_at > $2 AND idle_expires_at > $2",
             &[session_id.into(), now.into()],
         )?;
-        Ok(!rows.is_empty())
+        Ok(rows.first().map(|row| row.text(0)).transpose()?)
     }
 
     fn session_of_token(

@@ -217,15 +217,19 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn is_live(&self, session_id: &str, _now: Timestamp) -> StoreResult<bool> {
+    fn session_owner(&self, session_id: &str, _now: Timestamp) -> StoreResult<Option<String>> {
         // The key's TTL is the session's remaining life.
         let reply = self.command(
-            "EXISTS",
-            vec![RedisParameter::Binary(
-                self.key("session", session_id).into_bytes(),
-            )],
+            "HGET",
+            vec![
+                RedisParameter::Binary(self.key("session", session_id).into_bytes()),
+                RedisParameter::Binary(b"user_id".to_vec()),
+            ],
         )?;
-        Ok(int(reply.first())? == 1)
+        match reply.first() {
+            None | Some(RedisResult::Nil) => Ok(None),
+            owner => Ok(Some(text(owner)?)),
+        }
     }
 
     fn session_of_token(
