@@ -412,8 +412,8 @@ async fn disabling_ends_every_session_at_once_and_refuses_the_password_until_ree
 }
 
 /// An unknown role is 422 naming `roles`, a mistyped member 422, a body
-/// that is not JSON 400; a refused change changes nothing, not even its
-/// valid part.
+/// that is not JSON 400, no body 422; a refused change changes nothing,
+/// not even its valid part.
 async fn invalid_changes_are_refused_and_change_nothing(backend: Backend) {
     let (app, admin) = app_with_admin(backend).await;
     let id = registered(&app, "unchanged@example.com").await;
@@ -447,6 +447,19 @@ async fn invalid_changes_are_refused_and_change_nothing(backend: Backend) {
     )
     .await
     .assert_problem(400, "malformed_body");
+    // No body at all is a mistake, not an empty change.
+    let events = || app.sql("SELECT count(*) FROM audit_events WHERE event = 'admin_user_updated'");
+    let before = events().await;
+    let empty = app
+        .send(
+            app.client
+                .patch(app.url(&format!("/admin/users/{id}")))
+                .bearer_auth(&admin.token),
+        )
+        .await;
+    empty.assert_problem(422, "validation_failed");
+    assert_eq!(fields(&empty), ["body"]);
+    assert_eq!(events().await, before);
     let after = get_user(&app, &admin.token, &id).await.json();
     assert_eq!(after["roles"], json!(["user"]), "{after}");
     assert_eq!(after["disabled"], false, "{after}");

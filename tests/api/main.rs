@@ -231,6 +231,24 @@ async fn login_accepts_the_oauth2_password_form(backend: Backend) {
     .await;
     reply.assert_problem(422, "validation_failed");
     assert_eq!(reply.json()["errors"][0]["field"], "grant_type");
+    // A parameter sent twice is refused whichever value comes first.
+    for body in [
+        "grant_type=client_credentials&grant_type=password&username=form%40example.com&password=correct+horse+battery+staple",
+        "grant_type=password&username=form%40example.com&password=correct+horse+battery+staple&password=x",
+    ] {
+        let reply = form(body).await;
+        reply.assert_problem(422, "validation_failed");
+        assert!(reply.text.contains("more than once"), "{}", reply.text);
+    }
+    // A NUL in a field is one error, not also a missing field.
+    let reply = form("username=a%00b&password=correct+horse+battery+staple").await;
+    reply.assert_problem(422, "validation_failed");
+    assert_eq!(
+        reply.json()["errors"].as_array().unwrap().len(),
+        1,
+        "{}",
+        reply.text
+    );
     // Every missing field is named at once.
     let reply = form("grant_type=password").await;
     reply.assert_problem(422, "validation_failed");

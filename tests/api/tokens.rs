@@ -183,6 +183,12 @@ async fn forged_and_tampered_tokens_are_refused_as_invalid(backend: Backend) {
             "{what}: {challenge}"
         );
     }
+    // A correctly signed token with a borrowed session is a warning sign.
+    assert!(
+        app.log_text().contains("has a signing key leaked?"),
+        "{}",
+        app.log_text()
+    );
 }
 
 async fn a_request_without_a_token_is_refused_as_missing(backend: Backend) {

@@ -134,8 +134,9 @@ pub(crate) fn random_secret() -> Zeroizing<String> {
     Zeroizing::new(URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>()))
 }
 
-/// Checks the Bearer token and that its session is live (so a logout
-/// takes effect at once, not when the token expires).
+/// Checks the Bearer token, that its session is live (so a logout takes
+/// effect at once, not when the token expires) and that the session is
+/// the token's subject's.
 pub fn authenticate(service: &Service, request: &Request) -> Result<AccessClaims, ApiError> {
     let token = request.bearer_token()?;
     let claims = service
@@ -153,7 +154,16 @@ pub fn authenticate(service: &Service, request: &Request) -> Result<AccessClaims
         .session_owner(&claims.session_id, clock::now())?;
     match owner {
         Some(owner) if owner == claims.user_id => {}
-        Some(_) => return Err(ApiError::InvalidToken("the session is not the subject's")),
+        Some(_) => {
+            // Only a leaked signing key (or a bug) makes such a token:
+            // the one place the service can see that, so it says so.
+            eprintln!(
+                "refused a correctly signed access token whose session {} is not its subject {}'s: \
+                 has a signing key leaked?",
+                claims.session_id, claims.user_id
+            );
+            return Err(ApiError::InvalidToken("the session is not the subject's"));
+        }
         None => return Err(ApiError::InvalidToken("the session has ended")),
     }
     Ok(claims)

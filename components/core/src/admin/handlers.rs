@@ -206,6 +206,14 @@ pub fn change_user(
     id: &str,
 ) -> Result<Response, ApiError> {
     let caller = Caller::of(service, request)?;
+    // Every field is optional, so no body at all is not read as `{}`: a
+    // PATCH that sends nothing is a mistake, not a change of nothing.
+    if request.body.is_empty() {
+        return Err(ApiError::invalid(
+            "body",
+            "is required: a JSON object with roles, disabled or both",
+        ));
+    }
     let mut fields = request.json_object()?;
     let mut change = UserChange {
         roles: None,
@@ -269,10 +277,9 @@ pub fn list_audit(service: &AdminService, request: &Request) -> Result<Response,
     Caller::of(service, request)?;
     // An id that is no one's matches nothing; text that is no id is 422.
     let user_id = match filter(request, "user_id")? {
-        Some(text) => Some(
-            parse_hyphenated_id(&text)
-                .ok_or_else(|| ApiError::invalid("user_id", "must be a user's id (a UUID)"))?,
-        ),
+        Some(text) => Some(parse_hyphenated_id(&text).ok_or_else(|| {
+            ApiError::invalid("user_id", "must be a user's id (a hyphenated UUID)")
+        })?),
         None => None,
     };
     let event = filter(request, "event")?;

@@ -274,6 +274,34 @@ mod tests {
     }
 
     #[test]
+    fn no_body_at_all_is_an_empty_object_unless_typed_otherwise() {
+        let read = |content_type: Option<&str>, body: &[u8]| {
+            let headers: Vec<(&str, &str)> = content_type
+                .map(|media| ("content-type", media))
+                .into_iter()
+                .collect();
+            Request {
+                body: body.to_vec(),
+                ..request(&headers)
+            }
+            .json_object()
+        };
+        assert!(read(None, b"").is_ok());
+        assert!(read(Some("application/json"), b"").is_ok());
+        for (content_type, body) in [(Some("text/plain"), &b""[..]), (None, b"{}")] {
+            assert!(matches!(
+                read(content_type, body),
+                Err(ApiError::UnsupportedMediaType(_))
+            ));
+        }
+        // Whitespace is a body, and not JSON.
+        assert!(matches!(
+            read(Some("application/json"), b" "),
+            Err(ApiError::MalformedBody(_))
+        ));
+    }
+
+    #[test]
     fn the_client_ip_is_spins_peer_address_by_default() {
         let req = request(&[
             ("spin-client-addr", "6.6.6.6:1"),

@@ -320,8 +320,11 @@ impl SessionStore for MemoryStore {
 
     fn session_owner(&self, session_id: &str, now: Timestamp) -> StoreResult<Option<String>> {
         Ok(self
-            .live(session_id, now)
-            .then(|| self.sessions.borrow()[session_id].user_id.clone()))
+            .sessions
+            .borrow()
+            .get(session_id)
+            .filter(|s| s.expires_at > now && s.idle_expires_at > now)
+            .map(|s| s.user_id.clone()))
     }
 
     fn session_of_token(

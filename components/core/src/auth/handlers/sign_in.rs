@@ -1,5 +1,7 @@
 //! Signing in and out over HTTP: login, refresh token rotation, logout.
 
+use std::collections::BTreeSet;
+
 use super::{AuthService, ClientInfo, REFRESH_COOKIE, cleared_cookie, refresh_cookie, role_names};
 use crate::api_types::{TokenBody, UserBody};
 use crate::auth::login::{Login, SignInOutcome, SignedIn, sign_in};
@@ -16,7 +18,20 @@ use crate::tokens::RefreshToken;
 fn credentials(request: &Request) -> Result<(String, String), ApiError> {
     let mut fields = match request.media_type().as_deref() {
         Some("application/x-www-form-urlencoded") => {
-            let mut fields = JsonFields::from_pairs(form_pairs(&request.body));
+            let pairs = form_pairs(&request.body);
+            // RFC 6749 section 3.1: no parameter may be sent twice; taking
+            // one of two values would let a proxy and this service read
+            // different requests.
+            let mut names = BTreeSet::new();
+            let repeated: BTreeSet<String> = pairs
+                .iter()
+                .filter(|(name, _)| !names.insert(name.as_str()))
+                .map(|(name, _)| name.clone())
+                .collect();
+            let mut fields = JsonFields::from_pairs(pairs);
+            for name in repeated {
+                fields.reject(FieldError::new(name, "is given more than once"));
+            }
             // The one grant this endpoint serves; absent means it.
             if fields
                 .optional_string("grant_type")
@@ -24,17 +39,18 @@ fn credentials(request: &Request) -> Result<(String, String), ApiError> {
             {
                 fields.reject(FieldError::new("grant_type", "must be password"));
             }
-            let username = fields.optional_string("username");
-            let email = fields.optional_string("email");
-            let email = username.or(email);
-            if email.is_none() {
+            if !fields.has("username") && !fields.has("email") {
                 fields.reject(FieldError::new("username", "is required"));
             }
+            let username = fields.optional_string("username");
+            let email = fields.optional_string("email");
             let password = fields.string("password");
             fields.finish()?;
-            return email
+            // finish() has refused every form that lacks one of the two.
+            return username
+                .or(email)
                 .zip(password)
-                .ok_or(ApiError::invalid("username", "is required"));
+                .ok_or(ApiError::invalid("username", "and password are required"));
         }
         _ => request.json_object()?,
     };
