@@ -78,6 +78,11 @@ refresh = cookie(headers)
 check(refresh is not None, "login sets the refresh cookie")
 
 bearer = {"authorization": f"Bearer {access}"}
+status, _, body = call("DELETE", "/auth/me", headers=bearer)
+check(
+    status == 422 and [e["field"] for e in json.loads(body)["errors"]] == ["current_password"],
+    "a request with no body hears which fields are required (422)",
+)
 status, _, _ = call("GET", "/questions/topics", headers=bearer)
 check(status == 200, "the access token opens GET /questions/topics")
 
