@@ -29,6 +29,7 @@ on_every_backend!(
     a_forwarded_address_counts_only_from_a_trusted_proxy,
     the_body_limit_is_sixty_four_kib_exactly,
     a_request_without_a_body_hears_which_fields_are_required,
+    the_refresh_cookie_never_outlives_its_session,
 );
 
 async fn parallel_guesses_cannot_slip_under_the_limit(backend: Backend) {
@@ -589,6 +590,41 @@ async fn a_request_without_a_body_hears_which_fields_are_required(backend: Backe
     )
     .await
     .assert_problem(415, "unsupported_media_type");
+}
+
+/// A session shorter than a refresh token's lifetime bounds the cookie:
+/// at login and at each refresh, `Max-Age` is what is left of it.
+async fn the_refresh_cookie_never_outlives_its_session(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions::with_variables(vec![
+            ("session_max_lifetime", "120".into()),
+            ("refresh_token_ttl", "600".into()),
+        ]),
+    )
+    .await;
+    let max_age = |reply: &Reply| -> u64 {
+        let cookie = reply
+            .headers_all("set-cookie")
+            .into_iter()
+            .find(|value| value.starts_with("__Secure-refresh_token="))
+            .unwrap_or_else(|| panic!("no refresh cookie: {:?}", reply.headers));
+        cookie
+            .rsplit("Max-Age=")
+            .next()
+            .and_then(|age| age.split(';').next())
+            .and_then(|age| age.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no Max-Age in {cookie}"))
+    };
+    let (_, login) = app.signed_in_user().await;
+    assert_eq!(max_age(&login), 120);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let refreshed = app
+        .refresh_with_cookie(&login.refresh_cookie().unwrap())
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let left = max_age(&refreshed);
+    assert!((110..=118).contains(&left), "Max-Age={left}");
 }
 
 /// Without `trusted_proxies`, `X-Forwarded-For` is only the client's own

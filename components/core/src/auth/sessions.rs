@@ -26,6 +26,9 @@ pub struct Refreshed {
     pub refresh_token: RefreshToken,
     /// How the session's login was authenticated (RFC 8176 `amr`).
     pub amr: Vec<String>,
+    /// When the session ends at the latest: the refresh token's cookie
+    /// should not outlive it.
+    pub session_expires_at: Timestamp,
 }
 
 /// Rotates `presented`.
@@ -81,6 +84,7 @@ pub fn refresh(
         user_id,
         roles: _,
         amr,
+        expires_at,
     } = session;
     // The account is read afresh, and the refresh audited when it goes on
     // (on PostgreSQL in the same statement: one round trip on the hot path).
@@ -97,6 +101,7 @@ pub fn refresh(
         roles,
         session_id,
         refresh_token: current,
+        session_expires_at: expires_at,
         amr: amr
             .split(',')
             .filter(|method| !method.is_empty())

@@ -357,8 +357,11 @@ fn rotation(subject: &Subject<'_>) -> CaseResult {
     let (user, _) = new_user(subject)?;
     let (session, first) = new_session(subject, &user, now)?;
     let (rotation, second) = rotate(subject, &first.digest(), now)?;
+    // The session's end is its login plus the policy's lifetime.
+    let end = now + POLICY.max_lifetime as i64;
     ensure(
-        matches!(&rotation, Rotation::Rotated(s) if s.session_id == session && s.user_id == user),
+        matches!(&rotation, Rotation::Rotated(s)
+            if s.session_id == session && s.user_id == user && s.expires_at == end),
         || format!("first rotation: {rotation:?}"),
     )?;
     let owner = store(subject.sessions.session_of_token(&second.digest(), now))?
@@ -385,10 +388,17 @@ fn replay_within_grace(subject: &Subject<'_>) -> CaseResult {
     let (_, second) = rotate(subject, &first.digest(), now)?;
     let (_, _third) = rotate(subject, &second.digest(), now)?;
     let (replay, _) = rotate(subject, &first.digest(), now + POLICY.reuse_grace as i64)?;
+    let end = now + POLICY.max_lifetime as i64;
     match replay {
-        Rotation::Replayed(_, chain) => ensure(chain.len() == 2, || {
-            format!("chain of {} links, expected 2", chain.len())
-        }),
+        Rotation::Replayed(session, chain) => {
+            ensure(chain.len() == 2 && session.expires_at == end, || {
+                format!(
+                    "chain of {} links (expected 2), session ends at {} (expected {end})",
+                    chain.len(),
+                    session.expires_at
+                )
+            })
+        }
         other => Err(format!("replay within the window: {other:?}")),
     }
 }

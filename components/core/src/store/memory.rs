@@ -268,6 +268,7 @@ impl SessionStore for MemoryStore {
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),
                 amr: session.amr.clone(),
+                expires_at: session.expires_at,
             };
             (found, session.current.clone(), session.expires_at)
         };

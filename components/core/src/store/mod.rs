@@ -319,6 +319,9 @@ pub struct RotatedSession {
     pub roles: String,
     /// The login's `amr` values, comma-separated.
     pub amr: String,
+    /// When the session ends at the latest (its absolute lifetime): no
+    /// refresh token of it lives longer.
+    pub expires_at: Timestamp,
 }
 
 /// Whose a presented refresh token is.

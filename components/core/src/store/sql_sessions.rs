@@ -142,6 +142,7 @@ impl SessionStore for SqlStore {
                 user_id: session.user_id.clone(),
                 roles: session.roles.clone(),
                 amr: session.amr.clone(),
+                expires_at: session.expires_at,
             };
             let rows = tx.query(
                 "SELECT retired_at, next_digest, next_sealed FROM refresh_tokens \

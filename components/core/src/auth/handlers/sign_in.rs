@@ -113,7 +113,14 @@ pub(super) fn signed_in_response(
     Ok(Response::json(200, &body)
         .header(
             "set-cookie",
-            &refresh_cookie(&signed_in.refresh_token, service.settings.refresh_token_ttl),
+            &refresh_cookie(
+                &signed_in.refresh_token,
+                // A new session: its token lives no longer than it may.
+                service
+                    .settings
+                    .refresh_token_ttl
+                    .min(service.settings.session_max_lifetime),
+            ),
         )
         .header("cache-control", "no-store"))
 }
@@ -143,13 +150,14 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         return Err(ApiError::InvalidRefreshToken);
     };
     let client = ClientInfo::of(service, request);
+    let now = clock::now();
     let refreshed = sessions::refresh(
         service.use_case_stores(),
         &service.settings,
         &service.policy(),
         presented,
         client.client(),
-        clock::now(),
+        now,
     )?;
     // The session keeps how its login was authenticated.
     let amr: Vec<&str> = refreshed.amr.iter().map(String::as_str).collect();
@@ -161,6 +169,9 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         service.settings.access_token_ttl,
     )?;
     let current = refreshed.refresh_token;
+    // The cookie lives as long as its token: never past the session's end.
+    let session_left = u64::try_from(refreshed.session_expires_at - now).unwrap_or(0);
+    let cookie_lifetime = service.settings.refresh_token_ttl.min(session_left);
     let body = TokenBody {
         access_token,
         token_type: "bearer",
@@ -169,10 +180,7 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         user: None,
     };
     Ok(Response::json(200, &body)
-        .header(
-            "set-cookie",
-            &refresh_cookie(&current, service.settings.refresh_token_ttl),
-        )
+        .header("set-cookie", &refresh_cookie(&current, cookie_lifetime))
         .header("cache-control", "no-store"))
 }
 

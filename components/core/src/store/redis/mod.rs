@@ -202,11 +202,12 @@ impl SessionStore for RedisStore {
             user_id: text(reply.get(2))?,
             roles: text(reply.get(3))?,
             amr: text(reply.get(4))?,
+            expires_at: int(reply.get(5))?,
         };
         Ok(match outcome.as_str() {
             "rotated" => Rotation::Rotated(session),
             "replayed" => {
-                let chain = reply[5..]
+                let chain = reply[6..]
                     .iter()
                     .map(|link| text(Some(link)))
                     .collect::<anyhow::Result<_>>()?;

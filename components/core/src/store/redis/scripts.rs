@@ -35,7 +35,7 @@ if remaining < expires_at - tonumber(now) then redis.call('EXPIRE', index, expir
 return 1
 "#;
 
-/// Returns `invalid`, or `rotated|replayed|reused, sid, user, roles, amr[, sealed...]`
+/// Returns `invalid`, or `rotated|replayed|reused, sid, user, roles, amr, expires_at[, sealed...]`
 /// (`amr` is `pwd` for a session started before it was recorded).
 pub(super) const ROTATE: &str = concat!(
     drop_session!(),
@@ -64,10 +64,10 @@ if not token[2] then
   redis.call('EXPIRE', tokens, ttl)
   redis.call('HSET', skey, 'current', replacement, 'last_used_at', now)
   redis.call('EXPIRE', skey, ttl)
-  return {'rotated', sid, user, roles, amr}
+  return {'rotated', sid, user, roles, amr, expires_at}
 end
 if now - tonumber(token[2]) <= grace then
-  local reply = {'replayed', sid, user, roles, amr}
+  local reply = {'replayed', sid, user, roles, amr, expires_at}
   local next, link = token[3], token[4]
   for _ = 1, max_chain do
     if not next then return {'invalid'} end
@@ -80,7 +80,7 @@ if now - tonumber(token[2]) <= grace then
 end
 drop_session(prefix, sid)
 redis.call('SREM', prefix .. 'user_sessions:' .. user, sid)
-return {'reused', sid, user, roles, amr}
+return {'reused', sid, user, roles, amr, expires_at}
 "#
 );
 
