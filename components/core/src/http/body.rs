@@ -67,15 +67,26 @@ impl JsonFields {
         }
     }
 
-    /// Builds from form pairs (all values are strings).
+    /// Builds from form pairs (all values are strings). A field sent more
+    /// than once is refused (RFC 6749 section 3.1): taking one of two values
+    /// would let a proxy and this service read different requests.
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
-        Self {
-            object: pairs
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
+        let mut fields = Self {
+            object: Map::new(),
             errors: Vec::new(),
+        };
+        for (name, value) in pairs {
+            if fields.object.contains_key(&name) {
+                if !fields.errors.iter().any(|error| error.field == name) {
+                    fields
+                        .errors
+                        .push(FieldError::new(name, "is given more than once"));
+                }
+            } else {
+                fields.object.insert(name, Value::String(value));
+            }
         }
+        fields
     }
 
     /// A string value, unless it holds a NUL character: PostgreSQL refuses

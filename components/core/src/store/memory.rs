@@ -174,11 +174,13 @@ impl MemoryStore {
         user
     }
 
-    fn live(&self, session_id: &str, now: Timestamp) -> bool {
+    /// The owner of `session_id` while it is live.
+    fn live_owner(&self, session_id: &str, now: Timestamp) -> Option<String> {
         self.sessions
             .borrow()
             .get(session_id)
-            .is_some_and(|s| s.expires_at > now && s.idle_expires_at > now)
+            .filter(|s| s.expires_at > now && s.idle_expires_at > now)
+            .map(|s| s.user_id.clone())
     }
 
     /// Removes `user` and every entry that names them (what deleting an
@@ -257,7 +259,7 @@ impl SessionStore for MemoryStore {
             ),
             _ => return Ok(Rotation::Invalid),
         };
-        if !self.live(&session_id, now) {
+        if self.live_owner(&session_id, now).is_none() {
             return Ok(Rotation::Invalid);
         }
         let (found, current, session_expires) = {
@@ -320,12 +322,7 @@ impl SessionStore for MemoryStore {
     }
 
     fn session_owner(&self, session_id: &str, now: Timestamp) -> StoreResult<Option<String>> {
-        Ok(self
-            .sessions
-            .borrow()
-            .get(session_id)
-            .filter(|s| s.expires_at > now && s.idle_expires_at > now)
-            .map(|s| s.user_id.clone()))
+        Ok(self.live_owner(session_id, now))
     }
 
     fn session_of_token(
@@ -337,12 +334,12 @@ impl SessionStore for MemoryStore {
         let Some(stored) = tokens.get(token.as_str()).filter(|t| t.expires_at > now) else {
             return Ok(None);
         };
-        if !self.live(&stored.session_id, now) {
+        let Some(user_id) = self.live_owner(&stored.session_id, now) else {
             return Ok(None);
-        }
+        };
         Ok(Some(TokenOwner {
             session_id: stored.session_id.clone(),
-            user_id: self.sessions.borrow()[&stored.session_id].user_id.clone(),
+            user_id,
             retired_at: stored.retired_at,
         }))
     }

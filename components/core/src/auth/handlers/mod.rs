@@ -21,6 +21,7 @@ pub use sign_in::{login, logout, refresh, refresh_failure_response};
 
 use super::AuthService;
 use super::login::Client;
+use crate::config::AuthSettings;
 use crate::domain::Role;
 use crate::error::ApiError;
 use crate::http::Request;
@@ -55,7 +56,10 @@ impl ClientInfo {
     }
 }
 
-fn refresh_cookie(token: &RefreshToken, max_age: u64) -> String {
+/// The refresh cookie; it lives as long as its token: the refresh TTL, but
+/// never past the end of the session (`session_left` seconds from now).
+fn refresh_cookie(token: &RefreshToken, settings: &AuthSettings, session_left: u64) -> String {
+    let max_age = settings.refresh_token_ttl.min(session_left);
     format!(
         "{REFRESH_COOKIE}={}; HttpOnly; Secure; SameSite=Strict; Path={REFRESH_COOKIE_PATH}; Max-Age={max_age}",
         token.expose()

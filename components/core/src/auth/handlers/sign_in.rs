@@ -1,7 +1,5 @@
 //! Signing in and out over HTTP: login, refresh token rotation, logout.
 
-use std::collections::BTreeSet;
-
 use super::{AuthService, ClientInfo, REFRESH_COOKIE, cleared_cookie, refresh_cookie, role_names};
 use crate::api_types::{TokenBody, UserBody};
 use crate::auth::login::{Login, SignInOutcome, SignedIn, sign_in};
@@ -18,20 +16,7 @@ use crate::tokens::RefreshToken;
 fn credentials(request: &Request) -> Result<(String, String), ApiError> {
     let mut fields = match request.media_type().as_deref() {
         Some("application/x-www-form-urlencoded") => {
-            let pairs = form_pairs(&request.body);
-            // RFC 6749 section 3.1: no parameter may be sent twice; taking
-            // one of two values would let a proxy and this service read
-            // different requests.
-            let mut names = BTreeSet::new();
-            let repeated: BTreeSet<String> = pairs
-                .iter()
-                .filter(|(name, _)| !names.insert(name.as_str()))
-                .map(|(name, _)| name.clone())
-                .collect();
-            let mut fields = JsonFields::from_pairs(pairs);
-            for name in repeated {
-                fields.reject(FieldError::new(name, "is given more than once"));
-            }
+            let mut fields = JsonFields::from_pairs(form_pairs(&request.body));
             // The one grant this endpoint serves; absent means it.
             if fields
                 .optional_string("grant_type")
@@ -113,13 +98,11 @@ pub(super) fn signed_in_response(
     Ok(Response::json(200, &body)
         .header(
             "set-cookie",
+            // A new session: all of its lifetime is left.
             &refresh_cookie(
                 &signed_in.refresh_token,
-                // A new session: its token lives no longer than it may.
-                service
-                    .settings
-                    .refresh_token_ttl
-                    .min(service.settings.session_max_lifetime),
+                &service.settings,
+                service.settings.session_max_lifetime,
             ),
         )
         .header("cache-control", "no-store"))
@@ -169,9 +152,7 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         service.settings.access_token_ttl,
     )?;
     let current = refreshed.refresh_token;
-    // The cookie lives as long as its token: never past the session's end.
     let session_left = u64::try_from(refreshed.session_expires_at - now).unwrap_or(0);
-    let cookie_lifetime = service.settings.refresh_token_ttl.min(session_left);
     let body = TokenBody {
         access_token,
         token_type: "bearer",
@@ -180,7 +161,10 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         user: None,
     };
     Ok(Response::json(200, &body)
-        .header("set-cookie", &refresh_cookie(&current, cookie_lifetime))
+        .header(
+            "set-cookie",
+            &refresh_cookie(&current, &service.settings, session_left),
+        )
         .header("cache-control", "no-store"))
 }
 
