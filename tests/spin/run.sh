@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs the smoke test (every route of the contract) against the app under
-# the real Spin CLI, on the embedded default and on PostgreSQL + Redis.
+# the real Spin CLI, on the embedded default and on PostgreSQL + Redis;
+# then stores that go down and come back and a mail API that refuses
+# (tests/spin/faults.py), mail delivery, and EdDSA tokens checked by
+# another component.
 #
 # Spin is the reference the local host imitates; this is where a difference
 # between them shows. SPIN names the CLI (default: ../shared/bin/spin, the
@@ -35,8 +38,10 @@ stop() {
 cleanup() {
   stop
   if [ -n "$database" ]; then
-    psql -q "$database_url" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" > /dev/null || true
-    scripts/redis-forget.sh "spin-smoke:$database:" -u "$redis_url" > /dev/null || true
+    for name in "$database" "${database}_faults"; do
+      psql -q "$database_url" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" > /dev/null || true
+      scripts/redis-forget.sh "spin-smoke:$name:" -u "$redis_url" > /dev/null || true
+    done
   fi
   rm -rf "$work"
 }
@@ -77,13 +82,27 @@ run embedded-default
 
 database="spin_auth_spin_$(date +%s)_$$"
 psql -q "$database_url" -c "CREATE DATABASE $database" > /dev/null
-pg_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$database_url" "$database")
+# database_at NAME: $database_url with NAME as its database.
+database_at() {
+  python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$database_url" "$1"
+}
+pg_url=$(database_at "$database")
 run postgres-redis \
   SPIN_VARIABLE_DATABASE_URL="$pg_url" \
   SPIN_VARIABLE_REDIS_URL="$redis_url" \
   SPIN_VARIABLE_REDIS_KEY_PREFIX="spin-smoke:$database:" \
   SPIN_VARIABLE_JWT_KEY="$(head -c 32 /dev/urandom | base64)" \
   SPIN_VARIABLE_MFA_ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)"
+
+# Faults where Spin's own outbound connections break: PostgreSQL and Redis
+# reached through proxies that are cut and restored, and a mail API that
+# refuses and then answers.
+echo "==> real Spin, stores that go down and come back, mail that is refused"
+psql -q "$database_url" -c "CREATE DATABASE ${database}_faults" > /dev/null
+mkdir -p "$work/faults"
+timeout 300 python3 tests/spin/faults.py "$spin" \
+  "$(database_at "${database}_faults")" \
+  "$redis_url" "spin-smoke:${database}_faults:" "$work/faults"
 
 # Mail goes out through Spin's outbound HTTP after the response: a
 # registration's verification link reaches a mail API stand-in.
@@ -193,4 +212,4 @@ rows = sqlite3.connect(sys.argv[1]).execute("SELECT store, key FROM spin_key_val
 assert any(store == "default" and key.startswith("spin-auth-verifier:jwks:") for store, key in rows), rows
 PY
 echo "ok: the example component accepted a real EdDSA token and refused a tampered one"
-echo "real Spin: every route answered on both backends, mail was delivered, and EdDSA tokens were checked by another component"
+echo "real Spin: every route answered on both backends, stores that went down came back without a restart, mail was kept and delivered, and EdDSA tokens were checked by another component"
