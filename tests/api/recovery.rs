@@ -18,6 +18,7 @@ on_every_backend!(
     a_new_verification_link_is_throttled_and_refused_once_verified,
     links_work_for_their_lifetime_and_no_longer,
     forgotten_password_requests_are_limited_per_address,
+    of_reset_links_requested_at_once_only_one_works,
 );
 
 const API_KEY: &str = "test-mail-api-key";
@@ -393,4 +394,49 @@ async fn forgotten_password_requests_are_limited_per_address(backend: Backend) {
     refused.assert_problem(429, "rate_limited");
     assert!(refused.header("retry-after").is_some());
     assert_eq!(forgot(31, "198.51.100.31").await.status, 202);
+}
+
+/// A new reset link voids the older ones, also when the requests come at
+/// once: of the links they mail, one works.
+async fn of_reset_links_requested_at_once_only_one_works(backend: Backend) {
+    let (app, sink) = app_with_sink(backend, vec![]).await;
+    let (email, _) = app.signed_in_user().await;
+    sink.wait_for(1).await;
+    if backend.uses_postgres() {
+        // Widens the moment between voiding the older links and inserting
+        // the new one, in which concurrent requests used to miss each
+        // other's link and leave several working.
+        app.sql(
+            "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN PERFORM pg_sleep(0.2); RETURN NEW; END $$; \
+             CREATE TRIGGER slow BEFORE INSERT ON email_tokens \
+             FOR EACH ROW EXECUTE FUNCTION slow_insert()",
+        )
+        .await;
+    }
+    let requests =
+        (0..5).map(|_| app.post_json("/auth/password/forgot", json!({"email": email}), None));
+    for reply in futures::future::join_all(requests).await {
+        assert_eq!(reply.status, 202, "{}", reply.text);
+    }
+    let mail = sink.wait_for(6).await;
+    let mut reset = Vec::new();
+    for (n, message) in mail[1..].iter().enumerate() {
+        let token = link_token(message.body["text"].as_str().unwrap(), "/reset-password").unwrap();
+        let new_password = format!("new passphrase number {n}");
+        let reply = app
+            .post_json(
+                "/auth/password/reset",
+                json!({"token": token, "new_password": new_password}),
+                None,
+            )
+            .await;
+        if reply.status == 204 {
+            reset.push(new_password);
+        } else {
+            reply.assert_problem(400, "invalid_token");
+        }
+    }
+    assert_eq!(reset.len(), 1, "links that worked: {reset:?}");
+    assert_eq!(app.login(&email, &reset[0]).await.status, 200);
 }

@@ -2,8 +2,10 @@
 //! real components: sessions that outlived a password change, a
 //! registration limit that a login reset, registrations counted per IPv6
 //! address, NUL bytes that PostgreSQL refused with a 500, a password change
-//! left half done by an outage, roles that outlived `admin_emails`, and
-//! login's Unicode case folding.
+//! left half done by an outage, roles that outlived `admin_emails`,
+//! login's Unicode case folding, concurrent password changes that all
+//! answered 204 while one of them stuck, and requests that raced the
+//! deletion of their account into a 500.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ on_every_backend!(
     a_password_change_retried_after_an_outage_finishes_the_revocation,
     an_address_removed_from_admin_emails_loses_admin_at_the_next_refresh,
     login_folds_case_as_registration_does,
+    of_concurrent_password_changes_one_wins_and_the_others_are_refused,
 );
 
 async fn logins_in_flight_during_a_password_change_keep_no_session(backend: Backend) {
@@ -299,4 +302,115 @@ async fn login_folds_case_as_registration_does(backend: Backend) {
     app.login("\u{212A}@example.com", PASSWORD)
         .await
         .assert_problem(401, "invalid_credentials");
+}
+
+async fn of_concurrent_password_changes_one_wins_and_the_others_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (email, first) = app.signed_in_user().await;
+    let mut tokens = vec![first.access_token()];
+    for _ in 0..3 {
+        tokens.push(app.login(&email, PASSWORD).await.access_token());
+    }
+    // Each session changes the password to its own new one, all at once,
+    // each with the right current password.
+    let changes = tokens.iter().enumerate().map(|(n, token)| {
+        let app = &app;
+        async move {
+            let new = format!("new passphrase number {n}");
+            let reply = app
+                .post_json(
+                    "/auth/password",
+                    json!({"current_password": PASSWORD, "new_password": new}),
+                    Some(token),
+                )
+                .await;
+            (new, token, reply)
+        }
+    });
+    let replies = futures::future::join_all(changes).await;
+    let won: Vec<_> = replies.iter().filter(|(_, _, r)| r.status == 204).collect();
+    assert_eq!(won.len(), 1, "exactly one change is told it succeeded");
+    for (_, _, reply) in replies.iter().filter(|(_, _, r)| r.status != 204) {
+        // Checked against a password that is no longer the account's, or
+        // come after the winner ended its session.
+        assert_eq!(reply.status, 401, "{}", reply.text);
+        let code = reply.json()["code"].clone();
+        assert!(
+            code == "invalid_credentials" || code == "invalid_token",
+            "{}",
+            reply.text
+        );
+    }
+    let (winner_password, winner_token, _) = won[0];
+    // The password that works is the one the 204 was for, and the
+    // winner's session is the one left.
+    assert_eq!(app.login(&email, winner_password).await.status, 200);
+    for (new, _, _) in replies.iter().filter(|(new, _, _)| new != winner_password) {
+        app.login(&email, new)
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    assert_eq!(app.get("/auth/me", Some(winner_token)).await.status, 200);
+    for token in tokens.iter().filter(|token| *token != *winner_token) {
+        app.get("/auth/me", Some(token))
+            .await
+            .assert_problem(401, "invalid_token");
+    }
+}
+
+/// A request that races the deletion of its account gets the answer it
+/// would get after the deletion, never a 500. A trigger makes the deletion
+/// land at the worst moment: as the request inserts a row that refers to
+/// the account (on PostgreSQL, whose sessions are rows with a foreign key).
+/// The row is refused, and the trigger's deletion is undone with it, so
+/// only the answers are checked.
+#[tokio::test]
+async fn requests_racing_the_deletion_of_their_account_get_no_500() {
+    let app = spawn_app(Backend::Postgres).await;
+    let mut users = Vec::new();
+    for _ in 0..4 {
+        let (email, login) = app.signed_in_user().await;
+        users.push((email, login.access_token()));
+    }
+    app.sql(
+        "CREATE FUNCTION delete_owner() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN DELETE FROM users WHERE id = NEW.user_id; RETURN NEW; END $$",
+    )
+    .await;
+    let deleting_on = |table: &str| {
+        format!(
+            "DROP TRIGGER IF EXISTS race ON sessions; \
+             DROP TRIGGER IF EXISTS race ON user_totp; \
+             DROP TRIGGER IF EXISTS race ON email_tokens; \
+             CREATE TRIGGER race BEFORE INSERT ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION delete_owner()"
+        )
+    };
+
+    app.sql(&deleting_on("sessions")).await;
+    let (email, _) = &users[0];
+    app.login(email, PASSWORD)
+        .await
+        .assert_problem(401, "invalid_credentials");
+
+    app.sql(&deleting_on("user_totp")).await;
+    let (_, token) = &users[1];
+    app.post_json("/auth/mfa/totp", json!(null), Some(token))
+        .await
+        .assert_problem(401, "invalid_token");
+
+    app.sql(&deleting_on("email_tokens")).await;
+    let (_, token) = &users[2];
+    app.post_json("/auth/verify-email/request", json!({}), Some(token))
+        .await
+        .assert_problem(401, "invalid_token");
+    let (email, _) = &users[3];
+    let forgot = app
+        .post_json("/auth/password/forgot", json!({"email": email}), None)
+        .await;
+    assert_eq!(
+        forgot.status, 202,
+        "as for an unknown address: {}",
+        forgot.text
+    );
 }

@@ -322,6 +322,10 @@ impl From<StoreError> for ApiError {
                 variable,
                 reason: "does not allow connecting to the configured server".to_owned(),
             },
+            // Where a route has its own word for it (a login: the
+            // credentials), it maps this itself; elsewhere the request's
+            // token names an account that is no more.
+            StoreError::Gone(_) => Self::InvalidToken("the account no longer exists"),
             StoreError::Other(error) => Self::Internal(error),
         }
     }

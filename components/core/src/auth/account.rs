@@ -58,13 +58,7 @@ pub fn change_password(
     let account = password_account(&user.id);
     let attempt = Attempt::begin(stores.counters, settings, account, None)?;
     let (user_ref, sid) = (Some(user_id), Some(session_id));
-    if verify_password(&current, &stored.hash).matches {
-        attempt.succeeded()?;
-        let hash = hash_password(&new)?;
-        stores.users.change_password_hash(&user.id, &hash, now)?;
-    } else if verify_password(&new, &stored.hash).matches {
-        attempt.succeeded()?;
-    } else {
+    let failed = || {
         audit(
             stores.audit,
             "password_change_failed",
@@ -74,7 +68,24 @@ pub fn change_password(
             None,
             now,
         );
-        return Err(ApiError::InvalidCredentials);
+        Err(ApiError::InvalidCredentials)
+    };
+    if verify_password(&current, &stored.hash).matches {
+        attempt.succeeded()?;
+        let hash = hash_password(&new)?;
+        // Only over the password just checked: of two concurrent changes
+        // one wins, and the other is refused as if it had come after it.
+        let checked = Some(stored.version);
+        if !stores
+            .users
+            .change_password_hash(&user.id, checked, &hash, now)?
+        {
+            return failed();
+        }
+    } else if verify_password(&new, &stored.hash).matches {
+        attempt.succeeded()?;
+    } else {
+        return failed();
     }
     let revoked = stores
         .sessions
@@ -210,7 +221,7 @@ mod tests {
         // The first try stored the new password, then failed (say Redis went
         // away) before the other sessions ended.
         let hash = hash_password(&Password::for_login(NEW).unwrap()).unwrap();
-        crate::store::UserStore::change_password_hash(&store, &id, &hash, 105).unwrap();
+        crate::store::UserStore::change_password_hash(&store, &id, None, &hash, 105).unwrap();
         assert!(store.is_live(&other.session_id, 110).unwrap());
         let retried = change(&id, &this.session_id, PASSWORD);
         change_password(stores(&store), &settings(), retried, 110).unwrap();

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::password::{Verification, hash_password, verify_against_dummy, verify_password};
 use crate::store::{
     AuditEvent, AuditLog, CounterStore, MfaChallenge, MfaStore, NewSession, SessionPolicy,
-    SessionStore, UserStore, record_or_log,
+    SessionStore, StoreError, UserStore, record_or_log,
 };
 use crate::tokens::RefreshToken;
 use crate::totp::MfaToken;
@@ -268,7 +268,7 @@ pub(super) fn start_session(
     let session_id = crate::random::uuid().to_string();
     let refresh_token = RefreshToken::generate();
     let role_names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
-    stores.sessions.create_session(
+    let created = stores.sessions.create_session(
         &NewSession {
             id: &session_id,
             user_id: &user.id,
@@ -280,7 +280,13 @@ pub(super) fn start_session(
         },
         &refresh_token.digest(),
         policy,
-    )?;
+    );
+    match created {
+        // The account was deleted while the login was checked: as if it
+        // had been before, when its email was unknown.
+        Err(StoreError::Gone(_)) => return Err(ApiError::InvalidCredentials),
+        other => other?,
+    }
     // A password change that overtook this login (after the old password
     // was checked, before the session existed) revoked every session but
     // could not see this one: the session ends here instead. A change after

@@ -144,7 +144,7 @@ impl UserStore for ChangedDuringLogin<'_> {
     fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>> {
         let found = self.0.user_by_email(email)?;
         if let Some((user, _)) = &found {
-            self.0.change_password_hash(&user.id, "changed", 0)?;
+            self.0.change_password_hash(&user.id, None, "changed", 0)?;
         }
         Ok(found)
     }
@@ -160,8 +160,14 @@ impl UserStore for ChangedDuringLogin<'_> {
     fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()> {
         self.0.upgrade_password_hash(id, old, hash)
     }
-    fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
-        self.0.change_password_hash(id, hash, now)
+    fn change_password_hash(
+        &self,
+        id: &str,
+        checked: Option<i64>,
+        hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.0.change_password_hash(id, checked, hash, now)
     }
     fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
         self.0.mark_email_verified(id, now)

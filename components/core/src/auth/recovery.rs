@@ -14,7 +14,7 @@ use crate::domain::{Email, Password, Role, User, roles_for};
 use crate::error::ApiError;
 use crate::mail;
 use crate::password::hash_password;
-use crate::store::LinkPurpose;
+use crate::store::{LinkPurpose, StoreError};
 use crate::throttle;
 use crate::tokens::RefreshToken as LinkToken;
 
@@ -41,7 +41,7 @@ pub(super) fn send_verification_link(
     let purpose = LinkPurpose::VerifyEmail;
     stores
         .links
-        .issue_link(&token.digest(), &user.id, purpose, now, expires, false)?;
+        .issue_link(&token.digest(), &user.id, purpose, now, expires)?;
     let message = mail::verification(&mail_settings.app_url, &user.email, token.expose());
     queue(stores, mail_settings, &message, now)
 }
@@ -173,9 +173,14 @@ pub fn send_reset_link(
     let token = LinkToken::generate();
     let expires = now + RESET_LINK_SECONDS;
     let purpose = LinkPurpose::ResetPassword;
-    stores
+    let issued = stores
         .links
-        .issue_link(&token.digest(), &user.id, purpose, now, expires, true)?;
+        .issue_link(&token.digest(), &user.id, purpose, now, expires);
+    match issued {
+        // Deleted since it was read: as for an address with no account.
+        Err(StoreError::Gone(_)) => return Ok(false),
+        other => other?,
+    }
     let message = mail::password_reset(&mail_settings.app_url, &user.email, token.expose());
     queue(stores, mail_settings, &message, now)?;
     let event = "password_reset_requested";
@@ -214,7 +219,7 @@ pub fn reset_password(
     if links.use_link(&token.digest(), purpose, now)?.as_deref() != Some(user.id.as_str()) {
         return Err(ApiError::InvalidLink);
     }
-    users.change_password_hash(&user.id, &hash, now)?;
+    users.change_password_hash(&user.id, None, &hash, now)?;
     users.mark_email_verified(&user.id, now)?;
     // A login that checked the old password before the change and created
     // its session after the first revocation sees the new credentials'

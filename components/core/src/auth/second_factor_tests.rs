@@ -238,7 +238,9 @@ fn a_forged_or_unknown_token_is_refused() {
 fn a_password_change_after_the_login_voids_its_token() {
     let (store, id, _, codes) = enrolled();
     let token = mfa_token(&store);
-    store.change_password_hash(&id, "changed", NOW).unwrap();
+    store
+        .change_password_hash(&id, None, "changed", NOW)
+        .unwrap();
     let refused = verify_at(&store, &token, &codes[0], NOW);
     assert!(matches!(refused, Err(ApiError::InvalidMfaToken)));
     assert_eq!(store.recovery_codes_left(&id).unwrap(), 10);

@@ -281,20 +281,39 @@ fn users_are_found(subject: &Subject<'_>) -> CaseResult {
 fn credentials_version(subject: &Subject<'_>) -> CaseResult {
     let (id, _) = new_user(subject)?;
     let before = store(subject.users.credentials(&id))?.ok_or("no credentials")?;
-    store(
-        subject
-            .users
-            .change_password_hash(&id, "hash-1", clock::now()),
-    )?;
+    let set = store(subject.users.change_password_hash(
+        &id,
+        Some(before.version),
+        "hash-1",
+        clock::now(),
+    ))?;
     let changed = store(subject.users.credentials(&id))?.ok_or("no credentials")?;
     ensure(
-        changed
+        set && changed
             == Credentials {
                 hash: "hash-1".to_owned(),
                 version: before.version + 1,
             },
-        || format!("after a change: {changed:?}"),
+        || format!("after a change ({set}): {changed:?}"),
     )?;
+    // A change checked against the old version lost the race to the one
+    // above: it sets nothing.
+    let stale = store(subject.users.change_password_hash(
+        &id,
+        Some(before.version),
+        "stale-change",
+        clock::now(),
+    ))?;
+    let kept = store(subject.users.credentials(&id))?.ok_or("no credentials")?;
+    ensure(!stale && kept == changed, || {
+        format!("a change checked against an old version landed ({stale}): {kept:?}")
+    })?;
+    let gone = store(
+        subject
+            .users
+            .change_password_hash(&fresh_id(), None, "hash", clock::now()),
+    )?;
+    ensure(!gone, || "a change to an unknown user was set".to_owned())?;
     // An upgrade computed from the old credentials must not undo the change.
     store(
         subject

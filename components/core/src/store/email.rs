@@ -16,6 +16,13 @@ pub enum LinkPurpose {
 }
 
 impl LinkPurpose {
+    /// Whether only the newest of a user's links for this purpose works: a
+    /// new reset link voids the older ones, even when two are requested at
+    /// once. Verification links all stay valid until used or expired.
+    pub fn newest_only(self) -> bool {
+        self == LinkPurpose::ResetPassword
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             LinkPurpose::VerifyEmail => "verify_email",
@@ -26,8 +33,10 @@ impl LinkPurpose {
 
 /// Single-use links, stored by digest.
 pub trait LinkStore {
-    /// Stores a link for `user_id`, valid until `expires_at`; with
-    /// `void_older`, the user's unused links of this purpose stop working.
+    /// Stores a link for `user_id`, valid until `expires_at`; for a purpose
+    /// whose [newest link only](LinkPurpose::newest_only) works, the user's
+    /// older links of this purpose stop working, and two concurrent calls
+    /// leave one link working, not two.
     fn issue_link(
         &self,
         digest: &TokenDigest,
@@ -35,7 +44,6 @@ pub trait LinkStore {
         purpose: LinkPurpose,
         now: Timestamp,
         expires_at: Timestamp,
-        void_older: bool,
     ) -> StoreResult<()>;
     /// The user an unused, live link is for, without using it.
     fn link_user(
@@ -109,27 +117,44 @@ impl LinkStore for SqlStore {
         purpose: LinkPurpose,
         now: Timestamp,
         expires_at: Timestamp,
-        void_older: bool,
     ) -> StoreResult<()> {
-        if void_older {
-            self.execute(
+        let insert = |store: &SqlStore| {
+            store.execute(
+                "INSERT INTO email_tokens (digest, user_id, purpose, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    digest.as_str().into(),
+                    user_id.into(),
+                    purpose.as_str().into(),
+                    now.into(),
+                    expires_at.into(),
+                ],
+            )
+        };
+        if !purpose.newest_only() {
+            insert(self)?;
+            return Ok(());
+        }
+        // Voiding and inserting are two statements: under the user's row
+        // lock (SQLite: the write lock), so that of two concurrent requests
+        // the second voids the first's link instead of both missing the
+        // other's.
+        self.transaction(|tx| {
+            tx.query(
+                &format!(
+                    "SELECT id FROM users WHERE id = $1{}",
+                    tx.dialect().for_update()
+                ),
+                &[user_id.into()],
+            )?;
+            tx.execute(
                 "UPDATE email_tokens SET used_at = $3 \
                  WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
                 &[user_id.into(), purpose.as_str().into(), now.into()],
             )?;
-        }
-        self.execute(
-            "INSERT INTO email_tokens (digest, user_id, purpose, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                digest.as_str().into(),
-                user_id.into(),
-                purpose.as_str().into(),
-                now.into(),
-                expires_at.into(),
-            ],
-        )?;
-        Ok(())
+            insert(tx)?;
+            Ok(())
+        })
     }
 
     fn link_user(

@@ -127,12 +127,23 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
-    fn change_password_hash(&self, id: &str, hash: &str, _now: Timestamp) -> StoreResult<()> {
-        if let Some((_, credentials)) = self.users.borrow_mut().get_mut(id) {
-            credentials.hash = hash.to_owned();
-            credentials.version += 1;
+    fn change_password_hash(
+        &self,
+        id: &str,
+        checked: Option<i64>,
+        hash: &str,
+        _now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut users = self.users.borrow_mut();
+        let Some((_, credentials)) = users.get_mut(id) else {
+            return Ok(false);
+        };
+        if checked.is_some_and(|version| version != credentials.version) {
+            return Ok(false);
         }
-        Ok(())
+        credentials.hash = hash.to_owned();
+        credentials.version += 1;
+        Ok(true)
     }
 
     fn mark_email_verified(&self, id: &str, _now: Timestamp) -> StoreResult<()> {

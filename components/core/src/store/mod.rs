@@ -62,6 +62,9 @@ pub enum StoreError {
     /// The host refused the connection because `allowed_outbound_hosts`
     /// (through this variable) does not list the server: configuration.
     Refused(&'static str),
+    /// A write referred to a row that is gone: the user (or the session)
+    /// was deleted while the request was under way.
+    Gone(String),
     /// Anything else: a bug or corrupt data.
     Other(anyhow::Error),
 }
@@ -165,8 +168,18 @@ pub trait UserStore {
     /// password changed since `old` was read.
     fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()>;
     /// Sets a new password: stores `hash` and bumps the credentials'
-    /// version.
-    fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
+    /// version. With `checked`, only while the credentials are still at
+    /// that version (the one the current password was checked against), so
+    /// that of two concurrent changes one wins and the other sees the
+    /// password it checked is gone. `false`: nothing was set (the version
+    /// moved on, or the user is gone).
+    fn change_password_hash(
+        &self,
+        id: &str,
+        checked: Option<i64>,
+        hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Records that the owner proved the address (kept if it already was).
     fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()>;
     /// Records a login whose password was checked against version

@@ -10,6 +10,8 @@ use super::sql::{Dialect, Row, SqlDb, SqlError, SqlValue};
 const MISSING_SCHEMA: &[&str] = &["42P01", "42703"];
 /// SQLSTATE of a unique violation.
 const UNIQUE_VIOLATION: &str = "23505";
+/// SQLSTATE of a foreign key violation.
+const FOREIGN_KEY_VIOLATION: &str = "23503";
 /// SQLSTATEs that mean the server is going away or full: connection
 /// exceptions (class 08), shutdown (57P01-57P03), too many connections.
 fn is_unavailable(code: &str) -> bool {
@@ -76,6 +78,8 @@ fn classify(error: PgError) -> SqlError {
                 SqlError::MissingSchema(db.message)
             } else if db.code == UNIQUE_VIOLATION {
                 SqlError::UniqueViolation(db.message)
+            } else if db.code == FOREIGN_KEY_VIOLATION {
+                SqlError::ForeignKeyViolation(db.message)
             } else if is_unavailable(&db.code) {
                 SqlError::Unavailable(db.message)
             } else {

@@ -144,6 +144,8 @@ pub enum SqlError {
     MissingSchema(String),
     /// A unique constraint refused the row.
     UniqueViolation(String),
+    /// A foreign key refused the row: the row it refers to is gone.
+    ForeignKeyViolation(String),
     /// Anything else.
     Other(String),
 }
@@ -247,6 +249,7 @@ pub(crate) fn store_error(error: SqlError) -> StoreError {
     match error {
         SqlError::Unavailable(cause) => StoreError::Unavailable(Store::Database, cause),
         SqlError::Refused => StoreError::Refused("database_allowed_host"),
+        SqlError::ForeignKeyViolation(cause) => StoreError::Gone(cause),
         SqlError::MissingSchema(cause)
         | SqlError::UniqueViolation(cause)
         | SqlError::Other(cause) => StoreError::Other(anyhow::anyhow!(cause)),

@@ -220,13 +220,23 @@ impl UserStore for SqlStore {
         Ok(current)
     }
 
-    fn change_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
-        self.execute(
-            "UPDATE users SET password_hash = $2, updated_at = $3, \
-             credential_version = credential_version + 1 WHERE id = $1",
-            &[id.into(), hash.into(), now.into()],
-        )?;
-        Ok(())
+    fn change_password_hash(
+        &self,
+        id: &str,
+        checked: Option<i64>,
+        hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let set = "UPDATE users SET password_hash = $2, updated_at = $3, \
+                   credential_version = credential_version + 1 WHERE id = $1";
+        let changed = match checked {
+            Some(version) => self.execute(
+                &format!("{set} AND credential_version = $4"),
+                &[id.into(), hash.into(), now.into(), version.into()],
+            )?,
+            None => self.execute(set, &[id.into(), hash.into(), now.into()])?,
+        };
+        Ok(changed > 0)
     }
 }
 

@@ -310,7 +310,11 @@ pub(super) fn login_recorded(subject: &Subject<'_>) -> CaseResult {
         || format!("unchanged: recorded {events:?}"),
     )?;
 
-    store(subject.users.change_password_hash(&user, "hash-2", now))?;
+    store(
+        subject
+            .users
+            .change_password_hash(&user, None, "hash-2", now),
+    )?;
     let later = now + 1_000;
     let current = store(
         subject

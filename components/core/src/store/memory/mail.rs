@@ -31,10 +31,9 @@ impl LinkStore for MemoryStore {
         purpose: LinkPurpose,
         _now: Timestamp,
         expires_at: Timestamp,
-        void_older: bool,
     ) -> StoreResult<()> {
         let mut links = self.links.borrow_mut();
-        if void_older {
+        if purpose.newest_only() {
             links
                 .values_mut()
                 .filter(|link| link.user_id == user_id && link.purpose == purpose)
