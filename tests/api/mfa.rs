@@ -58,15 +58,15 @@ async fn enrolling(app: &TestApp) -> (String, String, String, String) {
 
 /// A user with TOTP on: (email, access token, secret, recovery codes, the
 /// step whose code the confirmation used).
-struct Enrolled {
-    email: String,
+pub(crate) struct Enrolled {
+    pub(crate) email: String,
     token: String,
     secret: String,
     recovery_codes: Vec<String>,
     used_step: i64,
 }
 
-async fn enrolled(app: &TestApp) -> Enrolled {
+pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
     let (email, token, secret, _) = enrolling(app).await;
     let step = step_now();
     let confirmed = app

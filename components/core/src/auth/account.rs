@@ -58,14 +58,14 @@ pub fn change_password(
     let account = password_account(&user.id);
     let attempt = Attempt::begin(stores.counters, settings, account, None)?;
     let (user_ref, sid) = (Some(user_id), Some(session_id));
-    let failed = || {
+    let failed = |detail| {
         audit(
             stores.audit,
             "password_change_failed",
             user_ref,
             sid,
             client,
-            None,
+            detail,
             now,
         );
         Err(ApiError::InvalidCredentials)
@@ -80,12 +80,12 @@ pub fn change_password(
             .users
             .change_password_hash(&user.id, checked, &hash, now)?
         {
-            return failed();
+            return failed(Some("a concurrent change came first"));
         }
     } else if verify_password(&new, &stored.hash).matches {
         attempt.succeeded()?;
     } else {
-        return failed();
+        return failed(None);
     }
     let revoked = stores
         .sessions

@@ -219,7 +219,8 @@ pub fn sign_in(
         };
         stores
             .mfa
-            .create_challenge(&token.digest(), &challenge, now, now + MFA_TOKEN_TTL)?;
+            .create_challenge(&token.digest(), &challenge, now, now + MFA_TOKEN_TTL)
+            .map_err(as_if_unknown)?;
         audit(
             stores.audit,
             "login_mfa_required",
@@ -242,6 +243,15 @@ pub fn sign_in(
         now,
     )
     .map(|signed_in| SignInOutcome::SignedIn(Box::new(signed_in)))
+}
+
+/// A login's store error, where an account deleted while the login was
+/// checked answers as if it had been deleted before: its email unknown.
+fn as_if_unknown(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Gone(_) => ApiError::InvalidCredentials,
+        error => error.into(),
+    }
 }
 
 /// Starts the session of a login whose every factor was checked, the
@@ -281,12 +291,7 @@ pub(super) fn start_session(
         &refresh_token.digest(),
         policy,
     );
-    match created {
-        // The account was deleted while the login was checked: as if it
-        // had been before, when its email was unknown.
-        Err(StoreError::Gone(_)) => return Err(ApiError::InvalidCredentials),
-        other => other?,
-    }
+    created.map_err(as_if_unknown)?;
     // A password change that overtook this login (after the old password
     // was checked, before the session existed) revoked every session but
     // could not see this one: the session ends here instead. A change after

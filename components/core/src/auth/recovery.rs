@@ -219,7 +219,10 @@ pub fn reset_password(
     if links.use_link(&token.digest(), purpose, now)?.as_deref() != Some(user.id.as_str()) {
         return Err(ApiError::InvalidLink);
     }
-    users.change_password_hash(&user.id, None, &hash, now)?;
+    if !users.change_password_hash(&user.id, None, &hash, now)? {
+        // Deleted since the link was read.
+        return Err(ApiError::InvalidLink);
+    }
     users.mark_email_verified(&user.id, now)?;
     // A login that checked the old password before the change and created
     // its session after the first revocation sees the new credentials'

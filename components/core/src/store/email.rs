@@ -140,13 +140,16 @@ impl LinkStore for SqlStore {
         // the second voids the first's link instead of both missing the
         // other's.
         self.transaction(|tx| {
-            tx.query(
+            let user = tx.query(
                 &format!(
                     "SELECT id FROM users WHERE id = $1{}",
                     tx.dialect().for_update()
                 ),
                 &[user_id.into()],
             )?;
+            if user.is_empty() {
+                return Err(StoreError::Gone(format!("no user {user_id}")));
+            }
             tx.execute(
                 "UPDATE email_tokens SET used_at = $3 \
                  WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",

@@ -62,8 +62,8 @@ pub enum StoreError {
     /// The host refused the connection because `allowed_outbound_hosts`
     /// (through this variable) does not list the server: configuration.
     Refused(&'static str),
-    /// A write referred to a row that is gone: the user (or the session)
-    /// was deleted while the request was under way.
+    /// A write referred to a user that is gone: the account was deleted
+    /// while the request was under way.
     Gone(String),
     /// Anything else: a bug or corrupt data.
     Other(anyhow::Error),

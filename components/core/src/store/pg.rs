@@ -10,7 +10,8 @@ use super::sql::{Dialect, Row, SqlDb, SqlError, SqlValue};
 const MISSING_SCHEMA: &[&str] = &["42P01", "42703"];
 /// SQLSTATE of a unique violation.
 const UNIQUE_VIOLATION: &str = "23505";
-/// SQLSTATE of a foreign key violation.
+/// SQLSTATE of a foreign key violation; the schema's keys to `users` are
+/// all `<table>_user_id_fkey`.
 const FOREIGN_KEY_VIOLATION: &str = "23503";
 /// SQLSTATEs that mean the server is going away or full: connection
 /// exceptions (class 08), shutdown (57P01-57P03), too many connections.
@@ -78,8 +79,8 @@ fn classify(error: PgError) -> SqlError {
                 SqlError::MissingSchema(db.message)
             } else if db.code == UNIQUE_VIOLATION {
                 SqlError::UniqueViolation(db.message)
-            } else if db.code == FOREIGN_KEY_VIOLATION {
-                SqlError::ForeignKeyViolation(db.message)
+            } else if db.code == FOREIGN_KEY_VIOLATION && db.message.contains("_user_id_fkey") {
+                SqlError::UserGone(db.message)
             } else if is_unavailable(&db.code) {
                 SqlError::Unavailable(db.message)
             } else {

@@ -144,8 +144,9 @@ pub enum SqlError {
     MissingSchema(String),
     /// A unique constraint refused the row.
     UniqueViolation(String),
-    /// A foreign key refused the row: the row it refers to is gone.
-    ForeignKeyViolation(String),
+    /// A foreign key to `users` refused the row: the user is gone
+    /// (PostgreSQL; SQLite runs here without foreign keys).
+    UserGone(String),
     /// Anything else.
     Other(String),
 }
@@ -249,7 +250,7 @@ pub(crate) fn store_error(error: SqlError) -> StoreError {
     match error {
         SqlError::Unavailable(cause) => StoreError::Unavailable(Store::Database, cause),
         SqlError::Refused => StoreError::Refused("database_allowed_host"),
-        SqlError::ForeignKeyViolation(cause) => StoreError::Gone(cause),
+        SqlError::UserGone(cause) => StoreError::Gone(cause),
         SqlError::MissingSchema(cause)
         | SqlError::UniqueViolation(cause)
         | SqlError::Other(cause) => StoreError::Other(anyhow::anyhow!(cause)),

@@ -71,8 +71,6 @@ fn classify(error: sqlite3::Error) -> SqlError {
                 SqlError::MissingSchema(message)
             } else if message.starts_with("UNIQUE constraint failed") {
                 SqlError::UniqueViolation(message)
-            } else if message.starts_with("FOREIGN KEY constraint failed") {
-                SqlError::ForeignKeyViolation(message)
             } else if message.contains("database is locked") || message.contains("unable to open") {
                 SqlError::Unavailable(message)
             } else {
