@@ -3,7 +3,6 @@
 use super::*;
 use crate::auth::testing::{self, CLIENT, PASSWORD, POLICY, settings, with_user};
 use crate::store::memory::MemoryStore;
-use crate::store::{AuditEvent, Credentials, NewUser, StoreResult};
 
 fn stores(store: &MemoryStore) -> SignInStores<'_> {
     testing::stores(store).sign_in()
@@ -133,59 +132,10 @@ fn an_unverified_address_gets_no_session_when_verification_is_required() {
     assert!(store.list_sessions(&id, 100).unwrap().is_empty());
 }
 
-/// A user store whose password changes right after the login checked
-/// it: the moment a concurrent change lands in the race.
-struct ChangedDuringLogin<'a>(&'a MemoryStore);
-
-impl UserStore for ChangedDuringLogin<'_> {
-    fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
-        self.0.insert_user(user)
-    }
-    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>> {
-        let found = self.0.user_by_email(email)?;
-        if let Some((user, _)) = &found {
-            self.0.change_password_hash(&user.id, None, "changed", 0)?;
-        }
-        Ok(found)
-    }
-    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        self.0.user_by_id(id)
-    }
-    fn user_by_id_audited(&self, id: &str, event: &AuditEvent<'_>) -> StoreResult<Option<User>> {
-        self.0.user_by_id_audited(id, event)
-    }
-    fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
-        self.0.credentials(id)
-    }
-    fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()> {
-        self.0.upgrade_password_hash(id, old, hash)
-    }
-    fn change_password_hash(
-        &self,
-        id: &str,
-        checked: Option<i64>,
-        hash: &str,
-        now: Timestamp,
-    ) -> StoreResult<bool> {
-        self.0.change_password_hash(id, checked, hash, now)
-    }
-    fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
-        self.0.mark_email_verified(id, now)
-    }
-    fn record_login(
-        &self,
-        id: &str,
-        checked: i64,
-        event: &AuditEvent<'_>,
-    ) -> StoreResult<Option<i64>> {
-        self.0.record_login(id, checked, event)
-    }
-}
-
 #[test]
 fn a_login_overtaken_by_a_password_change_keeps_no_session() {
     let (store, id) = with_user("ada@example.com");
-    let racing = ChangedDuringLogin(&store);
+    let racing = testing::ChangedBeforeRecord(&store);
     let stores = SignInStores {
         users: &racing,
         ..stores(&store)

@@ -311,7 +311,7 @@ pub fn verify(
         Some(&detail),
         now,
     );
-    start_session(
+    let signed_in = start_session(
         stores,
         settings,
         policy,
@@ -320,7 +320,14 @@ pub fn verify(
         AMR_PASSWORD_AND_OTP,
         client,
         now,
-    )
+    );
+    // A password change (or the account's deletion) that overtook this
+    // verification voids the pending login, as it does before a code is
+    // spent: the route's own answer, not the password login's.
+    signed_in.map_err(|error| match error {
+        ApiError::InvalidCredentials => ApiError::InvalidMfaToken,
+        other => other,
+    })
 }
 
 #[cfg(test)]

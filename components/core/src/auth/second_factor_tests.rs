@@ -247,6 +247,36 @@ fn a_password_change_after_the_login_voids_its_token() {
 }
 
 #[test]
+fn a_password_change_racing_the_verification_voids_its_token() {
+    let (store, id, _, codes) = enrolled();
+    let token = mfa_token(&store);
+    let racing = testing::ChangedBeforeRecord(&store);
+    let stores = SignInStores {
+        users: &racing,
+        ..stores(&store)
+    };
+    let refused = verify(
+        stores,
+        &settings(),
+        &POLICY,
+        &key,
+        Verify {
+            mfa_token: &token,
+            code: &codes[0],
+            client: CLIENT,
+        },
+        NOW,
+    );
+    // The route's own answer for a void pending login, as when the change
+    // came before the verification.
+    assert!(
+        matches!(refused, Err(ApiError::InvalidMfaToken)),
+        "{refused:?}"
+    );
+    assert!(store.list_sessions(&id, NOW).unwrap().is_empty());
+}
+
+#[test]
 fn a_token_expires_after_five_minutes() {
     let (store, _, secret, _) = enrolled();
     let token = mfa_token(&store);

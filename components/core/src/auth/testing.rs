@@ -5,11 +5,11 @@ use super::AuthStores;
 use super::login::{Client, Login, SignedIn, sign_in};
 use crate::clock::Timestamp;
 use crate::config::{AuthSettings, MailSettings};
-use crate::domain::{Email, Password};
+use crate::domain::{Email, Password, User};
 use crate::error::ApiError;
 use crate::password::hash_password;
 use crate::store::memory::MemoryStore;
-use crate::store::{NewUser, SessionPolicy, UserStore};
+use crate::store::{AuditEvent, Credentials, NewUser, SessionPolicy, StoreResult, UserStore};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const CLIENT: Client<'static> = Client {
@@ -109,4 +109,50 @@ pub fn log_in(
     };
     let outcome = sign_in(stores(store).sign_in(), &settings(), &POLICY, login, now)?;
     Ok(outcome.into_signed_in().expect("no second factor"))
+}
+
+/// A user store whose password changes just before a login is recorded:
+/// after every check of the login, where a concurrent change can land.
+pub struct ChangedBeforeRecord<'a>(pub &'a MemoryStore);
+
+impl UserStore for ChangedBeforeRecord<'_> {
+    fn insert_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
+        self.0.insert_user(user)
+    }
+    fn user_by_email(&self, email: &Email) -> StoreResult<Option<(User, Credentials)>> {
+        self.0.user_by_email(email)
+    }
+    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        self.0.user_by_id(id)
+    }
+    fn user_by_id_audited(&self, id: &str, event: &AuditEvent<'_>) -> StoreResult<Option<User>> {
+        self.0.user_by_id_audited(id, event)
+    }
+    fn credentials(&self, id: &str) -> StoreResult<Option<Credentials>> {
+        self.0.credentials(id)
+    }
+    fn upgrade_password_hash(&self, id: &str, old: &Credentials, hash: &str) -> StoreResult<()> {
+        self.0.upgrade_password_hash(id, old, hash)
+    }
+    fn change_password_hash(
+        &self,
+        id: &str,
+        checked: Option<i64>,
+        hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.0.change_password_hash(id, checked, hash, now)
+    }
+    fn mark_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        self.0.mark_email_verified(id, now)
+    }
+    fn record_login(
+        &self,
+        id: &str,
+        checked: i64,
+        event: &AuditEvent<'_>,
+    ) -> StoreResult<Option<i64>> {
+        self.0.change_password_hash(id, None, "changed", 0)?;
+        self.0.record_login(id, checked, event)
+    }
 }

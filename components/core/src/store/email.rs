@@ -138,12 +138,12 @@ impl LinkStore for SqlStore {
         // Voiding and inserting are two statements: under the user's row
         // lock (SQLite: the write lock), so that of two concurrent requests
         // the second voids the first's link instead of both missing the
-        // other's.
+        // other's. The user's logins meanwhile insert their sessions freely.
         self.transaction(|tx| {
             let user = tx.query(
                 &format!(
                     "SELECT id FROM users WHERE id = $1{}",
-                    tx.dialect().for_update()
+                    tx.dialect().for_no_key_update()
                 ),
                 &[user_id.into()],
             )?;

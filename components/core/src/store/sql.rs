@@ -64,6 +64,16 @@ impl Dialect {
             Dialect::Sqlite => "",
         }
     }
+
+    /// Suffix of a `SELECT` that serialises writers on the rows it reads
+    /// without holding up inserts that merely refer to them (a foreign
+    /// key's check takes a lock that `FOR UPDATE` would block).
+    pub fn for_no_key_update(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR NO KEY UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
 }
 
 /// A parameter or column value.
@@ -202,6 +212,8 @@ pub struct SqlStore {
     db: Counted,
     /// Whether this request has found the schema current (or made it so).
     schema_current: Cell<bool>,
+    /// Whether a [`SqlStore::transaction`] is running.
+    in_transaction: Cell<bool>,
 }
 
 /// A database and how many calls were made to it: each is one statement
@@ -266,6 +278,7 @@ impl SqlStore {
                 calls: Cell::new(0),
             },
             schema_current: Cell::new(false),
+            in_transaction: Cell::new(false),
         }
     }
 
@@ -384,13 +397,23 @@ impl SqlStore {
 
     /// Runs `work` in a write transaction: committed if it returns `Ok`,
     /// rolled back otherwise. The schema check happens before `BEGIN`.
+    /// Transactions do not nest: an inner one is refused with an error (an
+    /// inner `BEGIN` would be ignored and its `COMMIT` end the outer early).
     pub fn transaction<T>(&self, work: impl Fn(&Self) -> StoreResult<T>) -> StoreResult<T> {
+        if self.in_transaction.get() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a transaction was begun inside another"
+            )));
+        }
         // Migrations run in transactions of their own: outside this one.
         self.ensure_schema().map_err(store_error)?;
         self.db
             .execute(self.dialect().begin(), &[])
             .map_err(store_error)?;
-        match work(self) {
+        self.in_transaction.set(true);
+        let done = work(self);
+        self.in_transaction.set(false);
+        match done {
             Ok(value) => {
                 self.db.execute("COMMIT", &[]).map_err(store_error)?;
                 Ok(value)
@@ -428,5 +451,45 @@ impl SqlStore {
         )?;
         self.setting(name)?
             .ok_or_else(|| StoreError::Other(anyhow::anyhow!("setting {name} vanished")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A database that answers every statement with nothing and keeps them.
+    struct Recorder(Rc<RefCell<Vec<String>>>);
+
+    impl SqlDb for Recorder {
+        fn dialect(&self) -> Dialect {
+            Dialect::Postgres
+        }
+        fn query(&self, sql: &str, _: &[SqlValue]) -> Result<Vec<Row>, SqlError> {
+            self.0.borrow_mut().push(sql.to_owned());
+            Ok(Vec::new())
+        }
+        fn execute(&self, sql: &str, _: &[SqlValue]) -> Result<u64, SqlError> {
+            self.0.borrow_mut().push(sql.to_owned());
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn a_transaction_inside_another_is_refused_and_the_outer_rolled_back() {
+        let statements = Rc::new(RefCell::new(Vec::new()));
+        let store = SqlStore::new(Box::new(Recorder(statements.clone())));
+        store.schema_current.set(true);
+        let nested = store.transaction(|tx| tx.transaction(|_| Ok(())));
+        assert!(nested.is_err());
+        assert_eq!(*statements.borrow(), ["BEGIN", "ROLLBACK"]);
+        // The store is usable again afterwards.
+        store.transaction(|_| Ok(())).unwrap();
+        assert_eq!(
+            *statements.borrow(),
+            ["BEGIN", "ROLLBACK", "BEGIN", "COMMIT"]
+        );
     }
 }
