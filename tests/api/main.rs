@@ -10,6 +10,7 @@ mod admin_deletion;
 mod admin_listing;
 mod conformance;
 mod helpers;
+mod http_semantics;
 mod mail_sink;
 mod mfa;
 mod migrations;
@@ -498,7 +499,7 @@ async fn head_is_answered_wherever_get_is(backend: Backend) {
 
 /// Sends `request` as it is on a new connection and reads until the app
 /// closes it.
-async fn raw_exchange(app: &TestApp, request: &str) -> String {
+pub(crate) async fn raw_exchange(app: &TestApp, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = app.url("").trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();

@@ -97,6 +97,8 @@ pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
 async fn mfa_token(app: &TestApp, email: &str) -> String {
     let login = app.login(email, PASSWORD).await;
     login.assert_problem(403, "mfa_required");
+    // It carries a credential (RFC 6749 section 5.1).
+    assert_eq!(login.header("cache-control").as_deref(), Some("no-store"));
     login.json()["mfa_token"].as_str().unwrap().to_owned()
 }
 

@@ -83,8 +83,44 @@ check(
     status == 422 and [e["field"] for e in json.loads(body)["errors"]] == ["current_password"],
     "a request with no body hears which fields are required (422)",
 )
-status, _, _ = call("GET", "/questions/topics", headers=bearer)
+status, headers, _ = call("GET", "/questions/topics", headers=bearer)
 check(status == 200, "the access token opens GET /questions/topics")
+check(headers.get("cache-control") == "no-store", "an answer with personal data is no-store")
+status, headers, _ = call(
+    "POST",
+    "/auth/login",
+    {"email": email, "password": PASSWORD},
+    headers={"content-encoding": "gzip"},
+)
+check(
+    status == 415 and headers.get("accept-encoding") == "identity",
+    "a body in a content coding is refused with 415 and Accept-Encoding",
+)
+
+
+def exchange(request):
+    """Sends `request` as it is on a new connection; the whole answer."""
+    with socket.create_connection((base.hostname, base.port), timeout=30) as raw:
+        raw.sendall(request.encode())
+        wire = b""
+        while chunk := raw.recv(65536):
+            wire += chunk
+    return wire
+
+
+wire = exchange(
+    f"GET /auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {access}\r\n"
+    f"Authorization: Bearer {access}x\r\nConnection: close\r\n\r\n"
+)
+check(
+    wire.startswith(b"HTTP/1.1 401") and b"more than one Authorization header" in wire,
+    "two Authorization headers are refused",
+)
+wire = exchange("GET /.well-known/openid-configuration HTTP/1.1\r\nHost: x@y\r\nConnection: close\r\n\r\n")
+check(
+    wire.startswith(b"HTTP/1.1 400") and b'"code":"bad_request"' in wire,
+    "discovery with a Host that is no host name is a 400, not a 500",
+)
 
 status, headers, body = call("POST", "/auth/refresh", headers={"cookie": f"__Secure-refresh_token={refresh}"})
 rotated = cookie(headers)

@@ -29,7 +29,7 @@ fn handle_request(request: Request) -> Result<Response, ApiError> {
         AuthOp::Register => auth::register(&service()?, &request),
         AuthOp::Login => auth::login(&service()?, &request),
         AuthOp::Refresh => Ok(auth::refresh(&service()?, &request)
-            .unwrap_or_else(|error| auth::refresh_failure_response(&error))),
+            .unwrap_or_else(|error| auth::refresh_failure_response(&error, &request))),
         AuthOp::Logout => auth::logout(&service()?, &request),
         AuthOp::Me => auth::me(&service()?, &request),
         AuthOp::DeleteMe => auth::delete_me(&service()?, &request),

@@ -34,7 +34,7 @@ pub async fn serve(
         Ok(request) => handler(request).unwrap_or_else(|error| crate::problem::response(&error)),
         Err(error) => crate::problem::response(&error),
     };
-    write_response(outparam, response).await;
+    write_response(outparam, response.stored_only_if_marked()).await;
     while let Some(work) = AFTER_RESPONSE.with(|queue| queue.borrow_mut().pop()) {
         work();
     }
@@ -75,13 +75,15 @@ async fn read_request(incoming: IncomingRequest) -> Result<Request, ApiError> {
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Request {
+    let request = Request {
         method,
         path,
         query,
         headers,
         body,
-    })
+    };
+    request.refuse_content_coding()?;
+    Ok(request)
 }
 
 async fn write_response(outparam: ResponseOutparam, response: Response) {

@@ -36,6 +36,8 @@ impl FieldError {
 pub enum ApiError {
     /// 400: the body is not what the route reads (not JSON, wrong shape).
     MalformedBody(String),
+    /// 400: a header the route needs is unusable (what is wrong with it).
+    BadRequest(&'static str),
     /// 422: the body is well-formed but its values are not acceptable.
     Validation(Vec<FieldError>),
     /// 401: unknown email or wrong password, indistinguishably.
@@ -94,6 +96,10 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
+/// What [`ApiError::UnsupportedMediaType`] asks for when a body came with
+/// a content coding.
+pub const NO_CONTENT_CODING: &str = "no content coding";
+
 /// Seconds a client should wait before retrying after a 503.
 pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
@@ -111,7 +117,7 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Self::MalformedBody(_) => 400,
+            Self::MalformedBody(_) | Self::BadRequest(_) => 400,
             Self::Validation(_) => 422,
             Self::InvalidCredentials
             | Self::InvalidRefreshToken
@@ -141,6 +147,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MalformedBody(_) => "malformed_body",
+            Self::BadRequest(_) => "bad_request",
             Self::Validation(_) => "validation_failed",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidRefreshToken => "invalid_refresh_token",
@@ -170,6 +177,7 @@ impl ApiError {
     pub fn title(&self) -> &'static str {
         match self {
             Self::MalformedBody(_) => "Malformed request body",
+            Self::BadRequest(_) => "Bad request",
             Self::Validation(_) => "Validation failed",
             Self::InvalidCredentials => "Invalid credentials",
             Self::InvalidRefreshToken => "Invalid refresh token",
@@ -201,6 +209,7 @@ impl ApiError {
     pub fn detail(&self) -> String {
         match self {
             Self::MalformedBody(detail) => detail.clone(),
+            Self::BadRequest(why) => format!("{why}."),
             Self::Validation(errors) => match errors.as_slice() {
                 [one] => format!("{}: {}", one.field, one.message),
                 _ => "Several fields are invalid.".to_owned(),
@@ -257,6 +266,9 @@ impl ApiError {
             Self::Conflict("slug_taken") => "A topic with this slug already exists.".to_owned(),
             Self::Conflict(_) => "The request conflicts with existing data.".to_owned(),
             Self::PayloadTooLarge => "The request body is larger than 64 KiB.".to_owned(),
+            Self::UnsupportedMediaType(NO_CONTENT_CODING) => {
+                "Send the body uncompressed, without a Content-Encoding.".to_owned()
+            }
             Self::UnsupportedMediaType(expected) => format!("Send the body as {expected}."),
             Self::RateLimited { retry_after } => {
                 format!("Too many attempts; retry in {retry_after} seconds.")
@@ -339,6 +351,7 @@ mod tests {
     fn every_client_error_has_a_4xx_status_and_a_snake_case_code() {
         let errors = [
             ApiError::malformed("x"),
+            ApiError::BadRequest("the Host header is not a host name"),
             ApiError::invalid("email", "bad"),
             ApiError::InvalidCredentials,
             ApiError::InvalidRefreshToken,

@@ -1,5 +1,5 @@
 //! The only place that writes problem+json (RFC 9457), `WWW-Authenticate`
-//! (RFC 6750), `Retry-After` and `Allow`.
+//! (RFC 6750), `Retry-After`, `Allow` and `Accept-Encoding`.
 
 use serde_json::json;
 
@@ -48,6 +48,10 @@ pub fn response(error: &ApiError) -> Response {
     }
     if let ApiError::MethodNotAllowed(allow) = error {
         response = response.header("allow", &allow.join(", "));
+    }
+    if let ApiError::UnsupportedMediaType(crate::error::NO_CONTENT_CODING) = error {
+        // The codings the service reads (RFC 9110 section 12.5.3).
+        response = response.header("accept-encoding", "identity");
     }
     response
 }

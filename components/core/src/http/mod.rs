@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::error::ApiError;
+use crate::error::{self, ApiError};
 
 mod body;
 
@@ -68,6 +68,16 @@ impl Response {
     pub fn body(mut self, body: Vec<u8>) -> Self {
         self.body = body;
         self
+    }
+
+    /// With `Cache-Control: no-store` unless the handler chose caching:
+    /// most answers hold tokens, secrets or personal data, and only what is
+    /// public (keys, documentation) is marked cacheable by its handler.
+    pub fn stored_only_if_marked(self) -> Self {
+        if self.header_value("cache-control").is_some() {
+            return self;
+        }
+        self.header("cache-control", "no-store")
     }
 
     /// The first value of a header.
@@ -142,6 +152,22 @@ impl Request {
         })
     }
 
+    /// A 415 when the body is sent with a content coding (`gzip`, say): the
+    /// service reads bodies only as they are (RFC 9110 section 8.4.1).
+    pub fn refuse_content_coding(&self) -> Result<(), ApiError> {
+        let coded = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "content-encoding")
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
+        if coded && !self.body.is_empty() {
+            return Err(ApiError::UnsupportedMediaType(error::NO_CONTENT_CODING));
+        }
+        Ok(())
+    }
+
     /// The body as a JSON object: 415 unless the content type is JSON, 400
     /// unless it parses to an object. No body at all, sent as JSON or with
     /// no content type, is an empty object, so the client hears which
@@ -167,11 +193,22 @@ impl Request {
     }
 
     /// The Bearer token of the `Authorization` header (RFC 6750 section
-    /// 2.1). No header, or another scheme, is a missing token.
+    /// 2.1). No header, or another scheme, is a missing token. The header
+    /// holds one credential (RFC 9110 section 11.6.2): sent twice, neither
+    /// is taken, as a proxy in front may have checked the other one.
     pub fn bearer_token(&self) -> Result<&str, ApiError> {
         let Some(value) = self.header("authorization") else {
             return Err(ApiError::MissingToken);
         };
+        if self
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .count()
+            > 1
+        {
+            return Err(ApiError::InvalidToken("more than one Authorization header"));
+        }
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::MissingToken);

@@ -54,7 +54,13 @@ pub fn revoke_session(
         client.client(),
         clock::now(),
     )?;
-    Ok(Response::new(204))
+    let response = Response::new(204);
+    // Ending the session this request is made in is a logout.
+    Ok(if session_id == claims.session_id {
+        response.header("set-cookie", &cleared_cookie())
+    } else {
+        response
+    })
 }
 
 /// `POST /auth/password`: changes the password and ends every other

@@ -7,7 +7,8 @@
 //! an `http(s)://` URL (the deployment's public address, fixed by the
 //! operator; OpenID Connect wants the issuer to be that URL); otherwise
 //! from the scheme and host the client used, where `X-Forwarded-Proto` and
-//! `X-Forwarded-Host` count only from `trusted_proxies`.
+//! `X-Forwarded-Host` count only from `trusted_proxies` (a host that is no
+//! host name is a 400).
 
 use serde_json::json;
 
@@ -40,13 +41,14 @@ pub fn openid_configuration(
     let base = if issuer.starts_with("https://") || issuer.starts_with("http://") {
         issuer.trim_end_matches('/').to_owned()
     } else {
+        // Spin passes on whatever `Host` a client sent; one that is no host
+        // name (`a@b`) cannot be the base of the document's links.
         request
             .origin(&service.settings.trusted_proxies)
-            .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!(
-                    "the request has no usable spin-full-url for the discovery document"
-                ))
-            })?
+            .ok_or(ApiError::BadRequest(
+                "the Host header (or X-Forwarded-Host) is not a host name, so the links of the \
+                 discovery document cannot be made from it",
+            ))?
     };
     let document = json!({
         "issuer": issuer,

@@ -1,7 +1,7 @@
 //! Email verification and password recovery over HTTP; mail goes out after
 //! the response.
 
-use super::{AuthService, ClientInfo, role_names};
+use super::{AuthService, ClientInfo, cleared_cookie, role_names};
 use crate::api_types::UserBody;
 use crate::auth::login::Client;
 use crate::auth::recovery;
@@ -136,5 +136,7 @@ pub fn reset_password(service: &AuthService, request: &Request) -> Result<Respon
         client.client(),
         clock::now(),
     )?;
-    Ok(Response::new(204))
+    // Every session of the account has ended, whichever one this browser's
+    // cookie belongs to.
+    Ok(Response::new(204).header("set-cookie", &cleared_cookie()))
 }

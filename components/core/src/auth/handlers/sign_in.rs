@@ -168,11 +168,13 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         .header("cache-control", "no-store"))
 }
 
-/// Renders a refresh failure; a 401 also clears the cookie, so a browser
-/// stops sending a token that will never work again.
-pub fn refresh_failure_response(error: &ApiError) -> Response {
+/// Renders a refresh failure; a 401 for the cookie's token also clears the
+/// cookie, so a browser stops sending a token that will never work again
+/// (a token that failed in the body says nothing about the cookie's).
+pub fn refresh_failure_response(error: &ApiError, request: &Request) -> Response {
     let response = crate::problem::response(error);
-    if error.status() == 401 {
+    let in_body = matches!(presented_refresh_token(request), Ok(Some((_, true))));
+    if error.status() == 401 && !in_body {
         response.header("set-cookie", &cleared_cookie())
     } else {
         response
