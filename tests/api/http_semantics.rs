@@ -1,8 +1,9 @@
 //! What generic HTTP clients, caches and proxies rely on beyond the
 //! contract's tables, as an outside check under real Spin found it
 //! missing: answers that caches may not keep, a `Host` that is no host
-//! name, compressed bodies, a doubled `Authorization`, and the refresh
-//! cookie after a failed body token or the end of the current session.
+//! name, compressed bodies, a doubled `Authorization`, the refresh cookie
+//! after a failed body token or the end of the current session, and a
+//! logout with an access token that has expired.
 
 use serde_json::json;
 
@@ -15,6 +16,7 @@ on_every_backend!(
     two_authorization_headers_are_refused,
     a_token_failing_in_the_body_leaves_the_refresh_cookie_alone,
     ending_the_current_session_clears_the_refresh_cookie,
+    a_logout_with_an_expired_access_token_ends_its_session,
 );
 
 /// Tokens, secrets and personal data, and every error, are `no-store`
@@ -210,4 +212,53 @@ async fn discovery_refuses_a_host_that_is_no_host_name() {
     crate::openapi::conforms(&openapi, "get", "/.well-known/openid-configuration", &reply);
     let fine = app.get("/.well-known/openid-configuration", None).await;
     assert_eq!(fine.status, 200, "{}", fine.text);
+}
+
+/// A client that idled past its access token's lifetime and holds no
+/// refresh token (or sends only the Bearer) still ends its session by
+/// logging out; ending the others takes a token that still opens them.
+async fn a_logout_with_an_expired_access_token_ends_its_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (email, login) = app.signed_in_user().await;
+    let elsewhere = app.login(&email, PASSWORD).await;
+    let (header, mut claims) = jwt_parts(&login.access_token());
+    let now = now();
+    claims["iat"] = json!(now - 3_600);
+    claims["nbf"] = json!(now - 3_600);
+    claims["exp"] = json!(now - 2_700);
+    let expired = sign_jwt(&header, &claims, app.jwt_key.as_bytes());
+    let logout = |scope: &'static str| {
+        app.send(
+            app.client
+                .post(app.url(&format!("/auth/logout?scope={scope}")))
+                .bearer_auth(&expired),
+        )
+    };
+    for scope in ["others", "global"] {
+        logout(scope).await.assert_problem(401, "token_expired");
+    }
+    let cookie = login.refresh_cookie().unwrap();
+    let alive = app.refresh_with_cookie(&cookie).await;
+    assert_eq!(alive.status, 200, "{}", alive.text);
+
+    let ended = logout("local").await;
+    assert_eq!(ended.status, 204, "{}", ended.text);
+    app.refresh_with_cookie(&alive.refresh_cookie().unwrap())
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    // The other session goes on; a token signed with another key ends
+    // nothing, and still gets its 204.
+    let other = elsewhere.access_token();
+    assert_eq!(app.get("/auth/me", Some(&other)).await.status, 200);
+    let (header, claims) = jwt_parts(&other);
+    let forged = sign_jwt(&header, &claims, b"some-other-key-some-other-key-123");
+    let refused = app
+        .send(
+            app.client
+                .post(app.url("/auth/logout"))
+                .bearer_auth(&forged),
+        )
+        .await;
+    assert_eq!(refused.status, 204, "{}", refused.text);
+    assert_eq!(app.get("/auth/me", Some(&other)).await.status, 200);
 }

@@ -146,6 +146,36 @@ pub fn authenticate(service: &Service, request: &Request) -> Result<AccessClaims
             TokenRejection::Expired => ApiError::TokenExpired,
             TokenRejection::Invalid(why) => ApiError::InvalidToken(why),
         })?;
+    subjects_live_session(service, claims)
+}
+
+/// The claims of a Bearer token that is correctly signed but expired (up
+/// to `max_age` seconds ago), if its session is still live and its
+/// subject's: which session a client means when it logs out after idling
+/// past its token's lifetime. `None` for any other token.
+pub fn authenticate_expired(
+    service: &Service,
+    request: &Request,
+    max_age: u64,
+) -> Result<Option<AccessClaims>, ApiError> {
+    let Ok(claims) = service
+        .keys()?
+        .verify_expired(request.bearer_token()?, max_age)
+    else {
+        return Ok(None);
+    };
+    match subjects_live_session(service, claims) {
+        Ok(claims) => Ok(Some(claims)),
+        Err(ApiError::InvalidToken(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// `claims` when their session is live and the token's subject's own.
+fn subjects_live_session(
+    service: &Service,
+    claims: AccessClaims,
+) -> Result<AccessClaims, ApiError> {
     // The session must be live and the token's subject's own: a token
     // naming someone else's session is not theirs to use.
     let owner = service

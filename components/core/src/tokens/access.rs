@@ -182,11 +182,27 @@ impl AccessKeys {
 
     /// Checks `token` and returns its claims.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenRejection> {
+        self.verify_within(token, self.leeway_seconds)
+    }
+
+    /// Checks `token` as [`AccessKeys::verify`] does, except that it may
+    /// have expired up to `max_age` seconds ago: what still proves which
+    /// session a token was issued in, though it opens nothing any more.
+    pub fn verify_expired(
+        &self,
+        token: &str,
+        max_age: u64,
+    ) -> Result<AccessClaims, TokenRejection> {
+        self.verify_within(token, max_age.max(self.leeway_seconds))
+    }
+
+    /// Checks `token`, with `tolerance` seconds of leeway on its times.
+    fn verify_within(&self, token: &str, tolerance: u64) -> Result<AccessClaims, TokenRejection> {
         let options = VerificationOptions {
             required_signature_type: Some(TOKEN_TYPE.to_owned()),
             allowed_issuers: Some(HashSet::from([self.issuer.clone()])),
             allowed_audiences: Some(HashSet::from([self.audience.clone()])),
-            time_tolerance: Some(Duration::from_secs(self.leeway_seconds)),
+            time_tolerance: Some(Duration::from_secs(tolerance)),
             max_token_length: Some(MAX_TOKEN_BYTES),
             max_header_length: Some(1024),
             ..VerificationOptions::default()

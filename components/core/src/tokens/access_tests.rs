@@ -143,6 +143,26 @@ fn expiry_is_reported_apart_from_other_faults() {
 }
 
 #[test]
+fn an_expired_token_still_names_its_session_for_a_while_if_it_is_genuine() {
+    let token = mint();
+    let (h, mut c) = (header(&token), claims(&token));
+    c["exp"] = (crate::clock::now() - 1000).into();
+    c["iat"] = (crate::clock::now() - 1900).into();
+    c["nbf"] = (crate::clock::now() - 1900).into();
+    let expired = forge(h.clone(), c.clone(), SECRET);
+    let claims = keys().verify_expired(&expired, 3600).unwrap();
+    assert_eq!(claims.session_id, "session-1");
+    assert_eq!(
+        keys().verify_expired(&expired, 600),
+        Err(TokenRejection::Expired)
+    );
+    assert_eq!(
+        keys().verify_expired(&forge(h, c, b"another key, another key, another"), 3600),
+        Err(TokenRejection::Invalid("bad signature"))
+    );
+}
+
+#[test]
 fn a_token_from_the_future_is_refused() {
     let token = mint();
     let (h, mut c) = (header(&token), claims(&token));

@@ -8,7 +8,7 @@ use crate::clock;
 use crate::domain::Password;
 use crate::error::{ApiError, FieldError};
 use crate::http::{JsonFields, Request, Response, form_pairs};
-use crate::service::authenticate;
+use crate::service::{authenticate, authenticate_expired};
 use crate::tokens::RefreshToken;
 
 /// Email and password from a JSON body or an OAuth2 password-grant form
@@ -181,9 +181,10 @@ pub fn refresh_failure_response(error: &ApiError, request: &Request) -> Response
     }
 }
 
-/// `POST /auth/logout?scope=local|others|global`: always 204, clearing the
-/// cookie; ends what the scope says for the session the request proves: the
-/// refresh token's if it names one, else the Bearer token's.
+/// `POST /auth/logout?scope=local|others|global`: 204, clearing the cookie;
+/// ends what the scope says for the session the request proves: the
+/// refresh token's if it names one, else the Bearer token's (an expired
+/// one proves its own session only: 401 for the other scopes).
 pub fn logout(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
     let scope = match request.query_param("scope") {
         None => Scope::Local,
@@ -219,6 +220,19 @@ pub fn logout(service: &AuthService, request: &Request) -> Result<Response, ApiE
             Err(ApiError::Unavailable(store, cause)) => {
                 return Err(ApiError::Unavailable(store, cause));
             }
+            // An expired token still proves the session it was issued in:
+            // a client that idled past its lifetime can end that session.
+            // Ending the others takes a credential that still opens them.
+            Err(ApiError::TokenExpired) if scope == Scope::Local => {
+                let max_age = service.settings.session_max_lifetime;
+                if let Some(claims) = authenticate_expired(service, request, max_age)? {
+                    outcome = log_out(Proof::Session {
+                        user_id: &claims.user_id,
+                        session_id: &claims.session_id,
+                    })?;
+                }
+            }
+            Err(ApiError::TokenExpired) => return Err(ApiError::TokenExpired),
             // No session to end: a logout is still a success.
             Err(_) => {}
         }
