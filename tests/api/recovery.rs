@@ -113,8 +113,6 @@ async fn a_reset_link_sets_the_password_and_ends_every_session(backend: Backend)
         )
         .await;
     assert_eq!(reset.status, 204, "{}", reset.text);
-    // Whichever session this browser's cookie belonged to has ended.
-    assert!(reset.headers_all("set-cookie")[0].contains("Max-Age=0"));
 
     app.get("/auth/me", Some(&access))
         .await

@@ -81,6 +81,10 @@ async fn forged_and_tampered_tokens_are_refused_as_invalid(backend: Backend) {
         app.topics(&resign(&app, &header, &claims)).await.status,
         200
     );
+    // So does the type written as a full media type (RFC 9068 section 4).
+    let mut full = header.clone();
+    full["typ"] = json!("application/at+jwt");
+    assert_eq!(app.topics(&resign(&app, &full, &claims)).await.status, 200);
 
     let mut forgeries: Vec<(&str, String)> = Vec::new();
     // A changed payload under the original signature.

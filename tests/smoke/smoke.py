@@ -100,7 +100,8 @@ check(
 
 def exchange(request):
     """Sends `request` as it is on a new connection; the whole answer."""
-    with socket.create_connection((base.hostname, base.port), timeout=30) as raw:
+    port = base.port or (443 if base.scheme == "https" else 80)
+    with socket.create_connection((base.hostname, port), timeout=30) as raw:
         raw.sendall(request.encode())
         wire = b""
         while chunk := raw.recv(65536):

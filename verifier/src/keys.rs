@@ -10,6 +10,8 @@ use crate::{Error, TokenClaims};
 
 /// The `typ` of a spin-auth access token (RFC 9068 section 2.1).
 const TOKEN_TYPE: &str = "at+jwt";
+/// The same media type written in full, accepted too (RFC 9068 section 4).
+const FULL_TOKEN_TYPE: &str = "application/at+jwt";
 /// Tokens longer than this are refused before parsing.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -57,7 +59,6 @@ impl KeySet {
             .find(|(known, _)| known == kid.as_str())
             .ok_or(Error::InvalidToken("unknown key"))?;
         let options = VerificationOptions {
-            required_signature_type: Some(TOKEN_TYPE.to_owned()),
             allowed_issuers: Some(HashSet::from([expect.issuer.to_owned()])),
             allowed_audiences: Some(HashSet::from([expect.audience.to_owned()])),
             time_tolerance: Some(Duration::from_secs(expect.leeway_seconds)),
@@ -91,8 +92,9 @@ pub struct Expectations<'a> {
     pub leeway_seconds: u64,
 }
 
-/// The key a token names, once its algorithm is checked: only `EdDSA` with
-/// a `kid`. Read before any key is fetched, so junk costs no request.
+/// The key a token names, once its algorithm and type are checked: only
+/// `EdDSA` access tokens with a `kid`. Read before any key is fetched, so
+/// junk costs no request.
 pub fn key_id(token: &str) -> Result<String, Error> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::InvalidToken("malformed token"));
@@ -103,6 +105,10 @@ pub fn key_id(token: &str) -> Result<String, Error> {
     // its HMAC secret.
     if metadata.algorithm() != "EdDSA" {
         return Err(Error::InvalidToken("wrong algorithm"));
+    }
+    let typ = metadata.signature_type().unwrap_or_default();
+    if !typ.eq_ignore_ascii_case(TOKEN_TYPE) && !typ.eq_ignore_ascii_case(FULL_TOKEN_TYPE) {
+        return Err(Error::InvalidToken("wrong token type"));
     }
     metadata
         .key_id()
@@ -126,7 +132,6 @@ fn rejection(error: &jwt_simple::Error) -> Error {
         Some(E::TokenNotValidYet | E::ClockDrift) => "not valid yet",
         Some(E::RequiredIssuerMismatch | E::RequiredIssuerMissing) => "wrong issuer",
         Some(E::RequiredAudienceMismatch | E::RequiredAudienceMissing) => "wrong audience",
-        Some(E::RequiredSignatureTypeMismatch) => "wrong token type",
         Some(E::AlgorithmMismatch) => "wrong algorithm",
         Some(E::InvalidSignature) => "bad signature",
         _ => "malformed token",
@@ -204,6 +209,9 @@ mod tests {
             set.verify(&wrong_typ, &EXPECT).unwrap_err(),
             Error::InvalidToken("wrong token type")
         );
+        let (_, jwks, full_typ) = issue(claims("spin-auth", "spin-auth"), FULL_TOKEN_TYPE);
+        let set = KeySet::parse(&jwks).unwrap();
+        assert!(set.verify(&full_typ, &EXPECT).is_ok());
         let (_, jwks, token) = issue(claims("spin-auth", "spin-auth"), TOKEN_TYPE);
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = parts[1].replacen('e', "f", 1);

@@ -83,6 +83,9 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 415: the content type is not one the route reads.
     UnsupportedMediaType(&'static str),
+    /// 415: the body came in a content coding (`gzip`, say); bodies are
+    /// read only as sent.
+    ContentCoding,
     /// 429: throttled; retry after this many seconds.
     RateLimited { retry_after: u64 },
     /// 503: a backing store is unreachable.
@@ -95,10 +98,6 @@ pub enum ApiError {
     /// 500: a bug.
     Internal(anyhow::Error),
 }
-
-/// What [`ApiError::UnsupportedMediaType`] asks for when a body came with
-/// a content coding.
-pub const NO_CONTENT_CODING: &str = "no content coding";
 
 /// Seconds a client should wait before retrying after a 503.
 pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
@@ -136,7 +135,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => 405,
             Self::Conflict(_) => 409,
             Self::PayloadTooLarge => 413,
-            Self::UnsupportedMediaType(_) => 415,
+            Self::UnsupportedMediaType(_) | Self::ContentCoding => 415,
             Self::RateLimited { .. } => 429,
             Self::Unavailable(..) => 503,
             Self::Misconfigured { .. } | Self::Internal(_) => 500,
@@ -165,7 +164,7 @@ impl ApiError {
             Self::NotFound(code) | Self::Conflict(code) => code,
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::UnsupportedMediaType(_) | Self::ContentCoding => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(..) => "service_unavailable",
             Self::Misconfigured { .. } => "misconfigured",
@@ -196,7 +195,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::Conflict(_) => "Conflict",
             Self::PayloadTooLarge => "Payload too large",
-            Self::UnsupportedMediaType(_) => "Unsupported media type",
+            Self::UnsupportedMediaType(_) | Self::ContentCoding => "Unsupported media type",
             Self::RateLimited { .. } => "Too many requests",
             Self::Unavailable(..) => "Service unavailable",
             Self::Misconfigured { .. } => "Service misconfigured",
@@ -266,7 +265,7 @@ impl ApiError {
             Self::Conflict("slug_taken") => "A topic with this slug already exists.".to_owned(),
             Self::Conflict(_) => "The request conflicts with existing data.".to_owned(),
             Self::PayloadTooLarge => "The request body is larger than 64 KiB.".to_owned(),
-            Self::UnsupportedMediaType(NO_CONTENT_CODING) => {
+            Self::ContentCoding => {
                 "Send the body uncompressed, without a Content-Encoding.".to_owned()
             }
             Self::UnsupportedMediaType(expected) => format!("Send the body as {expected}."),
@@ -365,6 +364,7 @@ mod tests {
             ApiError::Conflict("email_taken"),
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType("application/json"),
+            ApiError::ContentCoding,
             ApiError::RateLimited { retry_after: 3 },
             ApiError::MfaRequired(crate::totp::MfaToken::generate()),
             ApiError::InvalidMfaCode,

@@ -49,7 +49,7 @@ pub fn response(error: &ApiError) -> Response {
     if let ApiError::MethodNotAllowed(allow) = error {
         response = response.header("allow", &allow.join(", "));
     }
-    if let ApiError::UnsupportedMediaType(crate::error::NO_CONTENT_CODING) = error {
+    if let ApiError::ContentCoding = error {
         // The codings the service reads (RFC 9110 section 12.5.3).
         response = response.header("accept-encoding", "identity");
     }

@@ -169,7 +169,7 @@ pub fn list_questions(
     slug: &str,
 ) -> Result<Response, ApiError> {
     authenticate(service, request)?;
-    let limit = match request.query_param("limit") {
+    let limit = match request.query_param("limit")? {
         None => DEFAULT_PAGE,
         Some(text) => text
             .parse::<i64>()
@@ -177,7 +177,7 @@ pub fn list_questions(
             .filter(|n| (1..=MAX_PAGE).contains(n))
             .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 100"))?,
     };
-    let after = match request.query_param("cursor") {
+    let after = match request.query_param("cursor")? {
         None => 0,
         Some(cursor) => decode_cursor(&cursor)
             .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this service issued"))?,

@@ -153,7 +153,7 @@ pub fn authenticate(service: &Service, request: &Request) -> Result<AccessClaims
 /// to `max_age` seconds ago), if its session is still live and its
 /// subject's: which session a client means when it logs out after idling
 /// past its token's lifetime. `None` for any other token.
-pub fn authenticate_expired(
+pub(crate) fn authenticate_expired(
     service: &Service,
     request: &Request,
     max_age: u64,

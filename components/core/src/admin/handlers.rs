@@ -100,7 +100,7 @@ impl Caller {
 
 /// `limit`: 1 to 100, 50 when absent.
 fn limit(request: &Request) -> Result<usize, ApiError> {
-    match request.query_param("limit") {
+    match request.query_param("limit")? {
         None => Ok(DEFAULT_PAGE),
         Some(text) => text
             .parse::<usize>()
@@ -113,7 +113,7 @@ fn limit(request: &Request) -> Result<usize, ApiError> {
 /// A query parameter that goes to the database: bounded, and free of
 /// control characters (PostgreSQL refuses NUL in text); empty is absent.
 fn filter(request: &Request, name: &str) -> Result<Option<String>, ApiError> {
-    match request.query_param(name) {
+    match request.query_param(name)? {
         Some(text) if text.chars().count() > MAX_FILTER || text.chars().any(char::is_control) => {
             Err(ApiError::invalid(
                 name,
@@ -142,7 +142,7 @@ const USER_CURSOR: GeneralPurpose = GeneralPurpose::new(
 /// The place a user listing's `cursor` names, if any; only a cursor that
 /// is no base64 at all is refused.
 fn user_cursor(request: &Request) -> Result<Option<String>, ApiError> {
-    let Some(cursor) = request.query_param("cursor").filter(|c| !c.is_empty()) else {
+    let Some(cursor) = request.query_param("cursor")?.filter(|c| !c.is_empty()) else {
         return Ok(None);
     };
     if cursor.len() > MAX_USER_CURSOR {

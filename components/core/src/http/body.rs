@@ -43,6 +43,33 @@ pub fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A JSON object's members in order, a name given twice kept twice
+/// (serde_json's `Map` keeps only the last value).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
 /// A JSON object body, read field by field. Type errors are collected so
 /// that one 422 lists every field at fault.
 #[derive(Debug)]
@@ -53,14 +80,15 @@ pub struct JsonFields {
 
 impl JsonFields {
     /// Parses `bytes` as a JSON object. serde_json refuses nesting deeper
-    /// than 128 levels, so a hostile body cannot exhaust the stack.
+    /// than 128 levels, so a hostile body cannot exhaust the stack. A name
+    /// given twice is refused as in a form (I-JSON, RFC 7493 section 2.3):
+    /// parsers differ on which of the two values counts.
     pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(object)) => Ok(Self {
-                object,
-                errors: Vec::new(),
-            }),
-            Ok(_) => Err(ApiError::malformed("The body must be a JSON object.")),
+        match serde_json::from_slice::<Members>(bytes) {
+            Ok(Members(members)) => Ok(Self::from_members(members)),
+            Err(error) if error.classify() == serde_json::error::Category::Data => {
+                Err(ApiError::malformed("The body must be a JSON object."))
+            }
             Err(error) => Err(ApiError::malformed(format!(
                 "The body is not valid JSON: {error}."
             ))),
@@ -71,11 +99,21 @@ impl JsonFields {
     /// than once is refused (RFC 6749 section 3.1): taking one of two values
     /// would let a proxy and this service read different requests.
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self::from_members(
+            pairs
+                .into_iter()
+                .map(|(name, value)| (name, Value::String(value))),
+        )
+    }
+
+    /// Builds from an object's members in order; a name given more than
+    /// once is an error of that field.
+    fn from_members(members: impl IntoIterator<Item = (String, Value)>) -> Self {
         let mut fields = Self {
             object: Map::new(),
             errors: Vec::new(),
         };
-        for (name, value) in pairs {
+        for (name, value) in members {
             if fields.object.contains_key(&name) {
                 if !fields.errors.iter().any(|error| error.field == name) {
                     fields
@@ -83,7 +121,7 @@ impl JsonFields {
                         .push(FieldError::new(name, "is given more than once"));
                 }
             } else {
-                fields.object.insert(name, Value::String(value));
+                fields.object.insert(name, value);
             }
         }
         fields
@@ -245,6 +283,29 @@ mod tests {
             panic!("expected a validation error");
         };
         assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn a_json_name_given_twice_is_refused_whichever_value_is_right() {
+        let mut fields =
+            JsonFields::parse(br#"{"password": "wrong", "email": "a@b.c", "password": "right"}"#)
+                .unwrap();
+        assert_eq!(fields.string("email").as_deref(), Some("a@b.c"));
+        let Err(ApiError::Validation(errors)) = fields.finish() else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "password");
+        for body in [&b"[1, 2]"[..], b"\"text\"", b"12", b"null"] {
+            assert!(
+                matches!(JsonFields::parse(body), Err(ApiError::MalformedBody(m)) if m.contains("object")),
+                "{body:?}"
+            );
+        }
+        assert!(matches!(
+            JsonFields::parse(b"{\"a\": }"),
+            Err(ApiError::MalformedBody(m)) if m.contains("not valid JSON")
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::error::{self, ApiError};
+use crate::error::ApiError;
 
 mod body;
 
@@ -100,6 +100,14 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of header `name`, in arrival order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// `User-Agent`, without control characters and cut to a sane length:
     /// as sessions and audit events keep it.
     pub fn user_agent(&self) -> String {
@@ -113,20 +121,25 @@ impl Request {
             .collect()
     }
 
-    /// A query parameter, percent-decoded.
-    pub fn query_param(&self, name: &str) -> Option<String> {
-        form_pairs(self.query.as_bytes())
+    /// A query parameter, percent-decoded. Given more than once it is a
+    /// 422, as a form field is: which one counts is not for proxies and
+    /// this service to read differently.
+    pub fn query_param(&self, name: &str) -> Result<Option<String>, ApiError> {
+        let mut values = form_pairs(self.query.as_bytes())
             .into_iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value)
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value);
+        let value = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::invalid(name, "is given more than once"));
+        }
+        Ok(value)
     }
 
     /// The value of cookie `name`, if the request carries it.
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == "cookie")
-            .flat_map(|(_, v)| v.split(';'))
+        self.header_values("cookie")
+            .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(key, _)| *key == name)
             .map(|(_, value)| value.trim_matches('"'))
@@ -156,14 +169,12 @@ impl Request {
     /// service reads bodies only as they are (RFC 9110 section 8.4.1).
     pub fn refuse_content_coding(&self) -> Result<(), ApiError> {
         let coded = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n == "content-encoding")
-            .flat_map(|(_, v)| v.split(','))
+            .header_values("content-encoding")
+            .flat_map(|v| v.split(','))
             .map(str::trim)
             .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
         if coded && !self.body.is_empty() {
-            return Err(ApiError::UnsupportedMediaType(error::NO_CONTENT_CODING));
+            return Err(ApiError::ContentCoding);
         }
         Ok(())
     }
@@ -195,18 +206,15 @@ impl Request {
     /// The Bearer token of the `Authorization` header (RFC 6750 section
     /// 2.1). No header, or another scheme, is a missing token. The header
     /// holds one credential (RFC 9110 section 11.6.2): sent twice, neither
-    /// is taken, as a proxy in front may have checked the other one.
+    /// is taken, as a proxy in front may have checked the other one. RFC
+    /// 6750 section 3.1 would answer that with 400; the contract's answer
+    /// to a credential it refuses is 401 `invalid_token`, which every
+    /// Bearer route documents.
     pub fn bearer_token(&self) -> Result<&str, ApiError> {
         let Some(value) = self.header("authorization") else {
             return Err(ApiError::MissingToken);
         };
-        if self
-            .headers
-            .iter()
-            .filter(|(n, _)| n == "authorization")
-            .count()
-            > 1
-        {
+        if self.header_values("authorization").count() > 1 {
             return Err(ApiError::InvalidToken("more than one Authorization header"));
         }
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
@@ -230,10 +238,8 @@ impl Request {
             .and_then(parse_socket_ip)
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let forwarded: Vec<&str> = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n == "x-forwarded-for")
-            .flat_map(|(_, v)| v.split(','))
+            .header_values("x-forwarded-for")
+            .flat_map(|v| v.split(','))
             .collect();
         // Walk back from the nearest hop while it is a trusted proxy: each
         // one vouches for the address before it. An entry that does not
@@ -336,6 +342,54 @@ mod tests {
             read(Some("application/json"), b" "),
             Err(ApiError::MalformedBody(_))
         ));
+    }
+
+    #[test]
+    fn a_body_in_a_content_coding_is_refused_and_no_body_is_not_checked() {
+        let coded = |coding: &str, body: &[u8]| {
+            Request {
+                body: body.to_vec(),
+                ..request(&[("content-encoding", coding)])
+            }
+            .refuse_content_coding()
+        };
+        for coding in ["gzip", "BR", "identity, gzip"] {
+            assert!(
+                matches!(coded(coding, b"{}"), Err(ApiError::ContentCoding)),
+                "{coding}"
+            );
+            assert!(coded(coding, b"").is_ok(), "{coding}");
+        }
+        for coding in ["identity", "IDENTITY", ""] {
+            assert!(coded(coding, b"{}").is_ok(), "{coding}");
+        }
+    }
+
+    #[test]
+    fn a_second_authorization_header_voids_both() {
+        let one = request(&[("authorization", "Bearer a")]);
+        assert_eq!(one.bearer_token().unwrap(), "a");
+        let two = request(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
+        assert!(matches!(two.bearer_token(), Err(ApiError::InvalidToken(_))));
+    }
+
+    #[test]
+    fn an_answer_is_no_store_unless_its_handler_chose_caching() {
+        let plain = Response::new(200).stored_only_if_marked();
+        assert_eq!(plain.header_value("cache-control"), Some("no-store"));
+        let public = Response::new(200)
+            .header("Cache-Control", "public, max-age=60")
+            .stored_only_if_marked();
+        let policies: Vec<_> = public
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("cache-control"))
+            .collect();
+        assert_eq!(policies.len(), 1);
+        assert_eq!(
+            public.header_value("cache-control"),
+            Some("public, max-age=60")
+        );
     }
 
     #[test]

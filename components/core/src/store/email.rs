@@ -138,7 +138,8 @@ impl LinkStore for SqlStore {
         // Voiding and inserting are two statements: under the user's row
         // lock (SQLite: the write lock), so that of two concurrent requests
         // the second voids the first's link instead of both missing the
-        // other's. The user's logins meanwhile insert their sessions freely.
+        // other's. The lock does not hold up inserts that refer to the user
+        // (its sessions), only other writers of the row.
         self.transaction(|tx| {
             let user = tx.query(
                 &format!(

@@ -121,12 +121,33 @@ fn wrong_issuer_audience_and_type_are_refused_even_when_signed() {
         keys().verify(&forge(h.clone(), wrong_aud, SECRET)),
         Err(TokenRejection::Invalid("wrong audience"))
     );
-    let mut wrong_typ = h.clone();
-    wrong_typ["typ"] = "JWT".into();
-    assert_eq!(
-        keys().verify(&forge(wrong_typ, c, SECRET)),
-        Err(TokenRejection::Invalid("wrong token type"))
-    );
+    for typ in [Some("JWT"), Some("application/jwt"), Some("at+jwt+x"), None] {
+        let mut wrong_typ = h.clone();
+        match typ {
+            Some(typ) => wrong_typ["typ"] = typ.into(),
+            None => drop(wrong_typ.as_object_mut().unwrap().remove("typ")),
+        }
+        assert_eq!(
+            keys().verify(&forge(wrong_typ, c.clone(), SECRET)),
+            Err(TokenRejection::Invalid("wrong token type")),
+            "{typ:?}"
+        );
+    }
+}
+
+/// RFC 9068 section 4: `at+jwt`, in any case, or the media type in full.
+#[test]
+fn the_token_type_may_be_written_in_full() {
+    let token = mint();
+    let (h, c) = (header(&token), claims(&token));
+    for typ in ["application/at+jwt", "Application/AT+JWT", "AT+JWT"] {
+        let mut full = h.clone();
+        full["typ"] = typ.into();
+        assert!(
+            keys().verify(&forge(full, c.clone(), SECRET)).is_ok(),
+            "{typ}"
+        );
+    }
 }
 
 #[test]

@@ -55,8 +55,10 @@ pub fn revoke_session(
         clock::now(),
     )?;
     let response = Response::new(204);
-    // Ending the session this request is made in is a logout.
-    Ok(if session_id == claims.session_id {
+    // Ending the session this request is made in (by any spelling of its
+    // id) is a logout.
+    let current = crate::domain::parse_id(session_id).is_some_and(|id| id == claims.session_id);
+    Ok(if current {
         response.header("set-cookie", &cleared_cookie())
     } else {
         response

@@ -1,7 +1,7 @@
 //! Email verification and password recovery over HTTP; mail goes out after
 //! the response.
 
-use super::{AuthService, ClientInfo, cleared_cookie, role_names};
+use super::{AuthService, ClientInfo, role_names};
 use crate::api_types::UserBody;
 use crate::auth::login::Client;
 use crate::auth::recovery;
@@ -136,7 +136,8 @@ pub fn reset_password(service: &AuthService, request: &Request) -> Result<Respon
         client.client(),
         clock::now(),
     )?;
-    // Every session of the account has ended, whichever one this browser's
-    // cookie belongs to.
-    Ok(Response::new(204).header("set-cookie", &cleared_cookie()))
+    // The cookie stays: a reset link is no proof that this browser's cookie
+    // is the account's (on a shared browser it may be another account's
+    // live session); a dead one is cleared by its next refresh.
+    Ok(Response::new(204))
 }

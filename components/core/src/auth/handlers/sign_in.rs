@@ -169,12 +169,15 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
 }
 
 /// Renders a refresh failure; a 401 for the cookie's token also clears the
-/// cookie, so a browser stops sending a token that will never work again
-/// (a token that failed in the body says nothing about the cookie's).
+/// cookie, so a browser stops sending a token that will never work again.
+/// A token that failed in the body says nothing about the cookie's, unless
+/// it was a reuse: that revoked its session, which a client sending both
+/// holds in its cookie too.
 pub fn refresh_failure_response(error: &ApiError, request: &Request) -> Response {
     let response = crate::problem::response(error);
     let in_body = matches!(presented_refresh_token(request), Ok(Some((_, true))));
-    if error.status() == 401 && !in_body {
+    let ended = matches!(error, ApiError::RefreshTokenReused);
+    if error.status() == 401 && (!in_body || ended) {
         response.header("set-cookie", &cleared_cookie())
     } else {
         response
@@ -186,7 +189,7 @@ pub fn refresh_failure_response(error: &ApiError, request: &Request) -> Response
 /// refresh token's if it names one, else the Bearer token's (an expired
 /// one proves its own session only: 401 for the other scopes).
 pub fn logout(service: &AuthService, request: &Request) -> Result<Response, ApiError> {
-    let scope = match request.query_param("scope") {
+    let scope = match request.query_param("scope")? {
         None => Scope::Local,
         Some(value) => Scope::parse(&value)
             .ok_or_else(|| ApiError::invalid("scope", "must be local, others or global"))?,
