@@ -11,6 +11,7 @@ on_every_backend!(
     concurrent_first_requests_migrate_a_fresh_database_once,
     an_index_only_migration_reaches_a_database_an_older_version_made,
     a_read_migrates_a_fresh_database_and_answers_as_after,
+    messages_delivered_before_version_7_lose_their_bodies,
 );
 
 /// Every migration the code has, as `schema_migrations` lists them.
@@ -176,4 +177,42 @@ async fn a_migration_cut_short_does_not_block_later_requests() {
         .expect("a later request is not blocked by the lock of the one cut short");
     assert_eq!(next.status, 201, "{}", next.text);
     assert_every_migration_applied(&app).await;
+}
+
+/// Version 7 empties the bodies of messages delivered before it, whose
+/// links held tokens the database otherwise keeps only as digests; a
+/// message still waiting keeps its body, or it could not be sent.
+async fn messages_delivered_before_version_7_lose_their_bodies(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("first@example.com", PASSWORD).await;
+    app.sql(
+        "INSERT INTO outbox (id, created_at, recipient, subject, text_body, html_body, attempts, \
+         next_attempt_at, claimed_until, delivered_at) VALUES \
+         ('sent', 0, 'a@example.com', 's', 'token=sent', '<a>token=sent</a>', 1, 0, 0, 1), \
+         ('waiting', 0, 'b@example.com', 's', 'token=waiting', '<a>token=waiting</a>', 0, \
+         4000000000, 0, NULL)",
+    )
+    .await;
+    app.sql("DELETE FROM schema_migrations WHERE version = 7")
+        .await;
+    let reply = app.register("second@example.com", PASSWORD).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_every_migration_applied(&app).await;
+    let bodies = app
+        .sql("SELECT id, text_body, html_body FROM outbox WHERE id IN ('sent', 'waiting') ORDER BY id")
+        .await;
+    let row = |id: &str, text: &str, html: &str| {
+        vec![
+            Some(id.to_owned()),
+            Some(text.to_owned()),
+            Some(html.to_owned()),
+        ]
+    };
+    assert_eq!(
+        bodies,
+        [
+            row("sent", "", ""),
+            row("waiting", "token=waiting", "<a>token=waiting</a>")
+        ]
+    );
 }

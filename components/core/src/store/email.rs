@@ -103,7 +103,8 @@ pub trait Outbox {
         lease_until: Timestamp,
         limit: i64,
     ) -> StoreResult<Vec<QueuedMail>>;
-    /// A message was accepted by the mail service.
+    /// A message was accepted by the mail service; its body (with its
+    /// link's token) is not kept.
     fn delivered(&self, id: &str, now: Timestamp) -> StoreResult<()>;
     /// A delivery failed; try again at `retry_at`.
     fn failed(&self, id: &str, error: &str, retry_at: Timestamp) -> StoreResult<()>;
@@ -246,8 +247,11 @@ impl Outbox for SqlStore {
     }
 
     fn delivered(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        // The body goes: its link's token is otherwise kept only as a
+        // digest, and a delivered message is never sent again.
         self.execute(
-            "UPDATE outbox SET delivered_at = $2, last_error = NULL WHERE id = $1",
+            "UPDATE outbox SET delivered_at = $2, last_error = NULL, text_body = '', \
+             html_body = '' WHERE id = $1",
             &[id.into(), now.into()],
         )?;
         Ok(())
