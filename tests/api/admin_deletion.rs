@@ -402,6 +402,9 @@ async fn the_audit_lists_events_newest_first_filtered_by_user_and_event(backend:
     let (app, admin) = app_with_admin(backend).await;
     let one = registered(&app, "one@example.com").await;
     let two = registered(&app, "two@example.com").await;
+    app.login("one@example.com", "not the password at all")
+        .await
+        .assert_problem(401, "invalid_credentials");
     assert_eq!(app.login("one@example.com", PASSWORD).await.status, 200);
     for (id, change) in [
         (&one, json!({"disabled": true})),
@@ -470,6 +473,10 @@ async fn the_audit_lists_events_newest_first_filtered_by_user_and_event(backend:
     )
     .await;
     assert_eq!(ids(&both), ids(&updates[1..]));
+    // An account's failed logins are found under it.
+    let failed = audit(&app, &admin, &format!("user_id={one}&event=login_failed")).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["detail"], "wrong password");
 
     for filters in [
         "event=admin_user".to_owned(),

@@ -169,8 +169,25 @@ pub fn sign_in(
             }
         }
     };
-    let Some((user, checked)) = found.filter(|_| verified.matches) else {
-        audit(stores.audit, "login_failed", None, None, client, None, now);
+    if !verified.matches {
+        // The client hears the same either way; the trail keeps whose
+        // account a wrong password was for, so that an admin can list an
+        // account's failed logins.
+        let user_id = found.as_ref().map(|(user, _)| user.id.as_str());
+        let detail = user_id.map(|_| "wrong password");
+        audit(
+            stores.audit,
+            "login_failed",
+            user_id,
+            None,
+            client,
+            detail,
+            now,
+        );
+        return Err(ApiError::InvalidCredentials);
+    }
+    // Without an account nothing matched, so this holds one.
+    let Some((user, checked)) = found else {
         return Err(ApiError::InvalidCredentials);
     };
     attempt.succeeded()?;
