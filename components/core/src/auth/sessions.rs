@@ -245,17 +245,18 @@ pub fn list_sessions(
 
 /// Ends one of the user's sessions, named by its id as the client sent
 /// it: `session_not_found` for one that is not theirs, whether or not it
-/// exists, so ids of others' sessions cannot be probed.
+/// exists, so ids of others' sessions cannot be probed. Returns the id
+/// as the store knows it (lower-case, hyphenated).
 pub fn revoke_session(
     stores: AuthStores<'_>,
     user_id: &str,
     session_id: &str,
     client: Client<'_>,
     now: Timestamp,
-) -> Result<(), ApiError> {
+) -> Result<String, ApiError> {
     let not_found = ApiError::NotFound("session_not_found");
-    let session_id = crate::domain::parse_id(session_id).ok_or(not_found)?;
-    let session_id = session_id.as_str();
+    let ended = crate::domain::parse_id(session_id).ok_or(not_found)?;
+    let session_id = ended.as_str();
     if !stores.sessions.revoke_session(user_id, session_id)? {
         return Err(ApiError::NotFound("session_not_found"));
     }
@@ -269,7 +270,7 @@ pub fn revoke_session(
         None,
         now,
     );
-    Ok(())
+    Ok(ended)
 }
 
 #[cfg(test)]

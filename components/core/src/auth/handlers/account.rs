@@ -47,7 +47,7 @@ pub fn revoke_session(
 ) -> Result<Response, ApiError> {
     let claims = authenticate(service, request)?;
     let client = ClientInfo::of(service, request);
-    sessions::revoke_session(
+    let ended = sessions::revoke_session(
         service.use_case_stores(),
         &claims.user_id,
         session_id,
@@ -57,8 +57,7 @@ pub fn revoke_session(
     let response = Response::new(204);
     // Ending the session this request is made in (by any spelling of its
     // id) is a logout.
-    let current = crate::domain::parse_id(session_id).is_some_and(|id| id == claims.session_id);
-    Ok(if current {
+    Ok(if ended == claims.session_id {
         response.header("set-cookie", &cleared_cookie())
     } else {
         response
@@ -137,8 +136,7 @@ pub fn health(service: &AuthService) -> Response {
             sessions: state(sessions),
         },
     };
-    let response =
-        Response::json(if healthy { 200 } else { 503 }, &body).header("cache-control", "no-store");
+    let response = Response::json(if healthy { 200 } else { 503 }, &body);
     if healthy {
         response
     } else {

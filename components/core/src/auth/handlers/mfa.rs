@@ -71,7 +71,7 @@ pub fn enrol_totp(service: &AuthService, request: &Request) -> Result<Response, 
         "secret": enrolment.secret.as_str(),
         "otpauth_uri": enrolment.otpauth_uri.as_str(),
     });
-    Ok(Response::json(200, &body).header("cache-control", "no-store"))
+    Ok(Response::json(200, &body))
 }
 
 /// `POST /auth/mfa/totp/confirm` `{code}`: turns TOTP on; the recovery
@@ -93,10 +93,7 @@ pub fn confirm_totp(service: &AuthService, request: &Request) -> Result<Response
         clock::now(),
     )?;
     let codes: Vec<&str> = codes.iter().map(|code| code.as_str()).collect();
-    Ok(
-        Response::json(200, &json!({ "recovery_codes": codes }))
-            .header("cache-control", "no-store"),
-    )
+    Ok(Response::json(200, &json!({ "recovery_codes": codes })))
 }
 
 /// `DELETE /auth/mfa/totp` `{current_password}`: turns TOTP off.

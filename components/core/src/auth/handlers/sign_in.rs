@@ -95,17 +95,15 @@ pub(super) fn signed_in_response(
         refresh_token: None,
         user: Some(UserBody::new(&signed_in.user, role_names(&signed_in.roles))),
     };
-    Ok(Response::json(200, &body)
-        .header(
-            "set-cookie",
-            // A new session: all of its lifetime is left.
-            &refresh_cookie(
-                &signed_in.refresh_token,
-                &service.settings,
-                service.settings.session_max_lifetime,
-            ),
-        )
-        .header("cache-control", "no-store"))
+    Ok(Response::json(200, &body).header(
+        "set-cookie",
+        // A new session: all of its lifetime is left.
+        &refresh_cookie(
+            &signed_in.refresh_token,
+            &service.settings,
+            service.settings.session_max_lifetime,
+        ),
+    ))
 }
 
 /// The refresh token a request carries: in a JSON body (clients without a
@@ -160,12 +158,10 @@ pub fn refresh(service: &AuthService, request: &Request) -> Result<Response, Api
         refresh_token: in_body.then(|| current.expose().to_owned()),
         user: None,
     };
-    Ok(Response::json(200, &body)
-        .header(
-            "set-cookie",
-            &refresh_cookie(&current, &service.settings, session_left),
-        )
-        .header("cache-control", "no-store"))
+    Ok(Response::json(200, &body).header(
+        "set-cookie",
+        &refresh_cookie(&current, &service.settings, session_left),
+    ))
 }
 
 /// Renders a refresh failure; a 401 for the cookie's token also clears the
