@@ -124,7 +124,9 @@ for _ in $(seq 1 240); do
 done
 status=$(curl -s -m 30 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/auth/register" \
   -H 'content-type: application/json' -d '{"email": "mail@spin.example.com", "password": "correct horse battery staple"}')
-for _ in $(seq 1 100); do
+# Delivery runs after the response; a slow machine gets 30 s, as faults.py
+# gives the same step.
+for _ in $(seq 1 300); do
   [ -s "$work/mail.jsonl" ] && break
   sleep 0.1
 done

@@ -32,6 +32,7 @@ fn run_suite(_request: Request) -> Result<Response, ApiError> {
         mfa: &stores.database,
         directory: &stores.database,
         audit: &stores.database,
+        outbox: &stores.database,
         database: Some(&stores.database),
     });
     let body: Vec<serde_json::Value> = outcomes

@@ -20,7 +20,8 @@ use crate::store::{Outbox, QueuedMail};
 
 /// Messages one run delivers at most.
 const BATCH: i64 = 10;
-/// How long a claim lasts: longer than one delivery attempt can take.
+/// How long a claim lasts: longer than one delivery attempt can take
+/// (both timeouts below).
 const LEASE_SECONDS: i64 = 60;
 /// Time allowed to connect, and then for the first byte of the answer.
 const CONNECT_TIMEOUT_NS: u64 = 5_000_000_000;
@@ -41,15 +42,25 @@ pub fn deliver_due(outbox: &dyn Outbox, settings: &MailSettings) {
     let Some(url) = &settings.mail_url else {
         return;
     };
-    let now = clock::now();
-    let due = match outbox.claim_due(now, now + LEASE_SECONDS, BATCH) {
+    let due = match outbox.due(clock::now(), BATCH) {
         Ok(due) => due,
         Err(error) => {
             eprintln!("mail: cannot read the outbox: {error:?}");
             return;
         }
     };
-    for mail in due {
+    for id in due {
+        // Each message is claimed just before it is posted, so a lease
+        // covers one attempt (its timeouts) and not the batch's earlier ones.
+        let now = clock::now();
+        let mail = match outbox.claim(&id, now, now + LEASE_SECONDS) {
+            Ok(Some(mail)) => mail,
+            Ok(None) => continue,
+            Err(error) => {
+                eprintln!("mail: cannot claim message {id}: {error:?}");
+                return;
+            }
+        };
         let outcome = post(url, settings, &mail);
         let recorded = match &outcome {
             Ok(()) => outbox.delivered(&mail.id, clock::now()),

@@ -7,14 +7,15 @@
 //! Times are passed in, so grace windows are crossed without waiting.
 
 mod admin;
+mod mail;
 mod mfa;
 
 use crate::clock::{self, Timestamp};
 use crate::domain::Email;
 use crate::store::sql::{Dialect, SqlStore};
 use crate::store::{
-    AuditLog, CounterStore, Credentials, MfaChallenge, MfaStore, NewSession, NewUser, Rotation,
-    SessionPolicy, SessionStore, UserDirectory, UserStore,
+    AuditLog, CounterStore, Credentials, MfaChallenge, MfaStore, NewSession, NewUser, Outbox,
+    Rotation, SessionPolicy, SessionStore, UserDirectory, UserStore,
 };
 use crate::tokens::{RefreshToken, TokenDigest};
 
@@ -32,6 +33,8 @@ pub struct Subject<'a> {
     pub directory: &'a dyn UserDirectory,
     /// The audit trail (always the SQL database).
     pub audit: &'a dyn AuditLog,
+    /// The mail outbox (always the SQL database).
+    pub outbox: &'a dyn Outbox,
     /// The SQL database behind the stores above, where there is one: the
     /// cases count its round trips where a path promises one statement.
     pub database: Option<&'a SqlStore>,
@@ -130,6 +133,10 @@ const CASES: &[Case] = &[
     (
         "a login is recorded, with its event, only while the password is the one checked",
         admin::login_recorded,
+    ),
+    (
+        "an outbox message is claimed by one instance at a time, not again before its retry time, and never once delivered",
+        mail::outbox_claims,
     ),
 ];
 

@@ -95,14 +95,18 @@ pub struct QueuedMail {
 pub trait Outbox {
     /// Stores a message for delivery; returns its id.
     fn enqueue(&self, message: &NewMail<'_>, now: Timestamp) -> StoreResult<String>;
-    /// Claims up to `limit` due messages until `lease_until`, counting an
-    /// attempt for each: no other instance takes them meanwhile.
-    fn claim_due(
+    /// The ids of up to `limit` messages due at `now`, oldest first.
+    fn due(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<String>>;
+    /// Takes message `id` until `lease_until`, counting an attempt, if it
+    /// is still due and nobody holds it: no other instance sends it
+    /// meanwhile, nor after another instance's attempt rescheduled it
+    /// since [`Outbox::due`] listed it.
+    fn claim(
         &self,
+        id: &str,
         now: Timestamp,
         lease_until: Timestamp,
-        limit: i64,
-    ) -> StoreResult<Vec<QueuedMail>>;
+    ) -> StoreResult<Option<QueuedMail>>;
     /// A message was accepted by the mail service; its body (with its
     /// link's token) is not kept.
     fn delivered(&self, id: &str, now: Timestamp) -> StoreResult<()>;
@@ -217,33 +221,37 @@ impl Outbox for SqlStore {
         Ok(id)
     }
 
-    fn claim_due(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: i64,
-    ) -> StoreResult<Vec<QueuedMail>> {
-        let candidates = self.read(
+    fn due(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<String>> {
+        let rows = self.read(
             "SELECT id FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
              AND claimed_until <= $1 ORDER BY created_at, id LIMIT $2",
             &[now.into(), limit.into()],
         )?;
-        let mut claimed = Vec::new();
-        for candidate in &candidates {
-            let id = candidate.text(0).map_err(StoreError::Other)?;
-            // A compare-and-set per message: whoever sets the lease first
-            // delivers it.
-            let rows = self.query(
-                "UPDATE outbox SET claimed_until = $3, attempts = attempts + 1 \
-                 WHERE id = $1 AND delivered_at IS NULL AND claimed_until <= $2 \
-                 RETURNING id, recipient, subject, text_body, html_body, attempts",
-                &[id.as_str().into(), now.into(), lease_until.into()],
-            )?;
-            if let Some(row) = rows.first() {
-                claimed.push(queued_from_row(row).map_err(StoreError::Other)?);
-            }
-        }
-        Ok(claimed)
+        rows.iter()
+            .map(|row| row.text(0).map_err(StoreError::Other))
+            .collect()
+    }
+
+    fn claim(
+        &self,
+        id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<QueuedMail>> {
+        // A compare-and-set on the conditions `due` listed it by: whoever
+        // sets the lease first sends it, and an attempt that failed since
+        // (lease cleared, retry later) is not repeated at once.
+        let rows = self.query(
+            "UPDATE outbox SET claimed_until = $3, attempts = attempts + 1 \
+             WHERE id = $1 AND delivered_at IS NULL AND next_attempt_at <= $2 \
+             AND claimed_until <= $2 \
+             RETURNING id, recipient, subject, text_body, html_body, attempts",
+            &[id.into(), now.into(), lease_until.into()],
+        )?;
+        rows.first()
+            .map(queued_from_row)
+            .transpose()
+            .map_err(StoreError::Other)
     }
 
     fn delivered(&self, id: &str, now: Timestamp) -> StoreResult<()> {

@@ -56,6 +56,7 @@ pub struct MemoryStore {
     links: RefCell<HashMap<String, mail::StoredLink>>,
     /// Messages queued and not yet delivered, oldest first.
     pub outbox: RefCell<Vec<crate::store::QueuedMail>>,
+    outbox_times: RefCell<HashMap<String, mail::OutboxTimes>>,
 }
 
 impl UserStore for MemoryStore {
@@ -481,6 +482,7 @@ mod tests {
             mfa: &store,
             directory: &store,
             audit: &store,
+            outbox: &store,
             database: None,
         });
         let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();

@@ -14,6 +14,19 @@ pub(super) struct StoredLink {
     used: bool,
 }
 
+/// When a queued message may be tried, as the SQL table keeps it.
+#[derive(Clone, Copy)]
+pub(super) struct OutboxTimes {
+    next_attempt_at: Timestamp,
+    claimed_until: Timestamp,
+}
+
+impl OutboxTimes {
+    fn is_due(self, now: Timestamp) -> bool {
+        self.next_attempt_at <= now && self.claimed_until <= now
+    }
+}
+
 impl MemoryStore {
     /// Drops every link of `user_id`.
     pub(super) fn forget_links(&self, user_id: &str) {
@@ -82,8 +95,15 @@ impl LinkStore for MemoryStore {
 }
 
 impl Outbox for MemoryStore {
-    fn enqueue(&self, message: &NewMail<'_>, _now: Timestamp) -> StoreResult<String> {
+    fn enqueue(&self, message: &NewMail<'_>, now: Timestamp) -> StoreResult<String> {
         let id = crate::random::uuid().to_string();
+        self.outbox_times.borrow_mut().insert(
+            id.clone(),
+            OutboxTimes {
+                next_attempt_at: now,
+                claimed_until: 0,
+            },
+        );
         self.outbox.borrow_mut().push(QueuedMail {
             id: id.clone(),
             to: message.to.to_owned(),
@@ -95,30 +115,50 @@ impl Outbox for MemoryStore {
         Ok(id)
     }
 
-    fn claim_due(
-        &self,
-        _now: Timestamp,
-        _lease_until: Timestamp,
-        limit: i64,
-    ) -> StoreResult<Vec<QueuedMail>> {
-        let mut outbox = self.outbox.borrow_mut();
-        let claimed: Vec<QueuedMail> = outbox
-            .iter_mut()
+    fn due(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<String>> {
+        let times = self.outbox_times.borrow();
+        Ok(self
+            .outbox
+            .borrow()
+            .iter()
+            .filter(|mail| times.get(&mail.id).is_some_and(|t| t.is_due(now)))
             .take(usize::try_from(limit).unwrap_or(0))
-            .map(|mail| {
-                mail.attempts += 1;
-                mail.clone()
-            })
-            .collect();
-        Ok(claimed)
+            .map(|mail| mail.id.clone())
+            .collect())
+    }
+
+    fn claim(
+        &self,
+        id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<QueuedMail>> {
+        let mut times = self.outbox_times.borrow_mut();
+        let Some(time) = times.get_mut(id).filter(|t| t.is_due(now)) else {
+            return Ok(None);
+        };
+        let mut outbox = self.outbox.borrow_mut();
+        let Some(mail) = outbox.iter_mut().find(|mail| mail.id == id) else {
+            return Ok(None);
+        };
+        time.claimed_until = lease_until;
+        mail.attempts += 1;
+        Ok(Some(mail.clone()))
     }
 
     fn delivered(&self, id: &str, _now: Timestamp) -> StoreResult<()> {
         self.outbox.borrow_mut().retain(|mail| mail.id != id);
+        self.outbox_times.borrow_mut().remove(id);
         Ok(())
     }
 
-    fn failed(&self, _id: &str, _error: &str, _retry_at: Timestamp) -> StoreResult<()> {
+    fn failed(&self, id: &str, _error: &str, retry_at: Timestamp) -> StoreResult<()> {
+        if let Some(time) = self.outbox_times.borrow_mut().get_mut(id) {
+            *time = OutboxTimes {
+                next_attempt_at: retry_at,
+                claimed_until: 0,
+            };
+        }
         Ok(())
     }
 }
