@@ -135,9 +135,56 @@ fn the_spin_app_uses_only_fields_the_resource_defines() {
                 "checks.{probe}.{field}"
             );
         }
-        assert_eq!(
-            check["httpGet"]["path"], "/health",
-            "{probe} probes /health"
+    }
+    // Readiness follows the stores (a pod whose database is down takes no
+    // traffic); liveness does not, or an outage would restart every pod.
+    assert_eq!(spec["checks"]["readiness"]["httpGet"]["path"], "/health");
+    assert_eq!(
+        spec["checks"]["liveness"]["httpGet"]["path"], "/openapi.json",
+        "liveness probes a route that needs no store"
+    );
+}
+
+/// The keys of `spin-auth-secrets` that deploy/README.md's `kubectl create
+/// secret` command creates.
+fn keys_the_readme_creates() -> BTreeSet<String> {
+    std::fs::read_to_string(root().join("deploy/README.md"))
+        .unwrap()
+        .split("--from-literal=")
+        .skip(1)
+        .map(|rest| rest.split('=').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_secret_key_the_app_needs_is_created_by_the_readme_command() {
+    let created = keys_the_readme_creates();
+    assert!(created.contains("jwt_key"), "{created:?}");
+    for variable in spin_app()["spec"]["variables"].as_sequence().unwrap() {
+        let reference = &variable["valueFrom"]["secretKeyRef"];
+        let Some(key) = reference["key"].as_str() else {
+            continue;
+        };
+        // Kubernetes does not start a container whose required Secret key
+        // is missing.
+        assert!(
+            reference["optional"] == Value::Bool(true) || created.contains(key),
+            "{key} is required but the README's command does not create it"
+        );
+    }
+}
+
+#[test]
+fn the_example_secrets_placeholder_keys_are_refused_if_left_in() {
+    let secrets = documents("deploy/secret.example.yaml");
+    let data = &secrets[0]["stringData"];
+    for name in ["jwt_key", "mfa_encryption_key"] {
+        let placeholder = data[name].as_str().unwrap();
+        // Under the 32 bytes a key needs, so an unedited copy stops the
+        // service with a message instead of signing with a public key.
+        assert!(
+            !placeholder.is_empty() && placeholder.len() < 32,
+            "{name}: {placeholder:?}"
         );
     }
 }
