@@ -1,8 +1,13 @@
 //! Delivering the outbox: each due message is claimed (so two instances
-//! never send it at once), posted to `mail_url` as JSON `{from, to,
+//! do not send it at once), posted to `mail_url` as JSON `{from, to,
 //! subject, text, html}` with `Authorization: Bearer <mail_api_key>`, and
 //! marked delivered on a 2xx. Anything else (no answer, a timeout, another
 //! status) keeps it, with the error and a later time to try again.
+//!
+//! Delivery is at least once: a message the mail API accepted but that
+//! could not be marked delivered (the database down at that moment, the
+//! instance stopped) is sent again once its claim runs out, with the same
+//! `Idempotency-Key` for mail APIs that deduplicate.
 //!
 //! It runs after a response has been sent (see
 //! [`crate::component::after_response`]), so no client waits for a mail
@@ -20,8 +25,9 @@ use crate::store::{Outbox, QueuedMail};
 
 /// Messages one run delivers at most.
 const BATCH: i64 = 10;
-/// How long a claim lasts: longer than one delivery attempt can take
-/// (both timeouts below).
+/// How long a claim lasts: longer than one delivery attempt should take
+/// (both timeouts below, the body and the outcome's write). An attempt
+/// that outlasts it anyway cannot undo the claim that took over.
 const LEASE_SECONDS: i64 = 60;
 /// Time allowed to connect, and then for the first byte of the answer.
 const CONNECT_TIMEOUT_NS: u64 = 5_000_000_000;
@@ -64,7 +70,7 @@ pub fn deliver_due(outbox: &dyn Outbox, settings: &MailSettings) {
         let outcome = post(url, settings, &mail);
         let recorded = match &outcome {
             Ok(()) => outbox.delivered(&mail.id, clock::now()),
-            Err(error) => outbox.failed(&mail.id, error, next_attempt(clock::now(), mail.attempts)),
+            Err(error) => outbox.failed(&mail, error, next_attempt(clock::now(), mail.attempts)),
         };
         match (outcome, recorded) {
             (Ok(()), Ok(())) => eprintln!("mail: delivered message {}", mail.id),

@@ -95,7 +95,8 @@ pub struct QueuedMail {
 pub trait Outbox {
     /// Stores a message for delivery; returns its id.
     fn enqueue(&self, message: &NewMail<'_>, now: Timestamp) -> StoreResult<String>;
-    /// The ids of up to `limit` messages due at `now`, oldest first.
+    /// The ids of up to `limit` messages due at `now`, oldest first (to the
+    /// second).
     fn due(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<String>>;
     /// Takes message `id` until `lease_until`, counting an attempt, if it
     /// is still due and nobody holds it: no other instance sends it
@@ -110,8 +111,11 @@ pub trait Outbox {
     /// A message was accepted by the mail service; its body (with its
     /// link's token) is not kept.
     fn delivered(&self, id: &str, now: Timestamp) -> StoreResult<()>;
-    /// A delivery failed; try again at `retry_at`.
-    fn failed(&self, id: &str, error: &str, retry_at: Timestamp) -> StoreResult<()>;
+    /// The delivery attempt that claimed `mail` failed; try again at
+    /// `retry_at`. Ignored when that claim is no longer the newest (its
+    /// lease ran out and another instance took the message over): the
+    /// newer attempt's outcome is the one that counts.
+    fn failed(&self, mail: &QueuedMail, error: &str, retry_at: Timestamp) -> StoreResult<()>;
 }
 
 impl LinkStore for SqlStore {
@@ -265,11 +269,17 @@ impl Outbox for SqlStore {
         Ok(())
     }
 
-    fn failed(&self, id: &str, error: &str, retry_at: Timestamp) -> StoreResult<()> {
+    fn failed(&self, mail: &QueuedMail, error: &str, retry_at: Timestamp) -> StoreResult<()> {
         let error: String = error.chars().filter(|c| *c != '\0').take(500).collect();
         self.execute(
-            "UPDATE outbox SET last_error = $2, next_attempt_at = $3, claimed_until = 0 WHERE id = $1",
-            &[id.into(), error.as_str().into(), retry_at.into()],
+            "UPDATE outbox SET last_error = $2, next_attempt_at = $3, claimed_until = 0 \
+             WHERE id = $1 AND attempts = $4 AND delivered_at IS NULL",
+            &[
+                mail.id.as_str().into(),
+                error.as_str().into(),
+                retry_at.into(),
+                mail.attempts.into(),
+            ],
         )?;
         Ok(())
     }

@@ -15,14 +15,13 @@ pub(super) fn outbox_claims(subject: &Subject<'_>) -> CaseResult {
         text: "text",
         html: "<p>html</p>",
     };
-    let first = store(outbox.enqueue(&message, now))?;
+    let first = store(outbox.enqueue(&message, now - 1))?;
     let second = store(outbox.enqueue(&message, now))?;
+    // The case's messages among those due, in the order `due` gave.
     let listed = |at: Timestamp| {
         store(outbox.due(at, 1_000)).map(|ids| {
-            [&first, &second]
-                .into_iter()
-                .filter(|id| ids.contains(id))
-                .cloned()
+            ids.into_iter()
+                .filter(|id| *id == first || *id == second)
                 .collect::<Vec<_>>()
         })
     };
@@ -49,7 +48,8 @@ pub(super) fn outbox_claims(subject: &Subject<'_>) -> CaseResult {
 
     // Its attempt fails: the other instance, which listed it before, must
     // not take it until the retry time.
-    store(outbox.failed(&first, "refused", now + 30))?;
+    let claimed = claimed.ok_or("the first claim")?;
+    store(outbox.failed(&claimed, "refused", now + 30))?;
     let early = store(outbox.claim(&first, now, now + 60))?;
     ensure(early.is_none(), || {
         format!("claimed before its retry time: {early:?}")
@@ -62,12 +62,17 @@ pub(super) fn outbox_claims(subject: &Subject<'_>) -> CaseResult {
         "not claimed again at its retry time".to_owned()
     })?;
 
-    // A lease that runs out (an instance that stopped mid-attempt) frees it.
-    let abandoned = store(outbox.claim(&second, now, now + 60))?;
-    ensure(abandoned.is_some(), || "the second claim".to_owned())?;
+    // A lease that runs out (an instance that stalled mid-attempt) frees it,
+    // and the stalled attempt's late failure does not free the new claim.
+    let stalled = store(outbox.claim(&second, now, now + 60))?.ok_or("the second claim")?;
     let taken_over = store(outbox.claim(&second, now + 60, now + 120))?;
     ensure(taken_over.is_some_and(|mail| mail.attempts == 2), || {
         "not claimed after its lease ran out".to_owned()
+    })?;
+    store(outbox.failed(&stalled, "timed out", now + 61))?;
+    let third = store(outbox.claim(&second, now + 61, now + 121))?;
+    ensure(third.is_none(), || {
+        format!("a stale failure freed the newer claim: {third:?}")
     })?;
 
     // A delivered message is never claimed or due again.

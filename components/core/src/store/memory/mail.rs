@@ -152,8 +152,16 @@ impl Outbox for MemoryStore {
         Ok(())
     }
 
-    fn failed(&self, id: &str, _error: &str, retry_at: Timestamp) -> StoreResult<()> {
-        if let Some(time) = self.outbox_times.borrow_mut().get_mut(id) {
+    fn failed(&self, mail: &QueuedMail, _error: &str, retry_at: Timestamp) -> StoreResult<()> {
+        let newest_claim = self
+            .outbox
+            .borrow()
+            .iter()
+            .any(|queued| queued.id == mail.id && queued.attempts == mail.attempts);
+        if !newest_claim {
+            return Ok(());
+        }
+        if let Some(time) = self.outbox_times.borrow_mut().get_mut(&mail.id) {
             *time = OutboxTimes {
                 next_attempt_at: retry_at,
                 claimed_until: 0,
