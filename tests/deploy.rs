@@ -174,6 +174,67 @@ fn every_secret_key_the_app_needs_is_created_by_the_readme_command() {
     }
 }
 
+/// `scheme://host:port` of a service URL, with the scheme's default port;
+/// hand-split because allowed hosts compare just these three parts.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let authority = rest.split(['/', '?']).next().unwrap();
+    let host_port = authority.rsplit('@').next().unwrap();
+    let default_port = match scheme {
+        "postgres" | "postgresql" => "5432",
+        "redis" => "6379",
+        "https" => "443",
+        other => panic!("no default port for {other}"),
+    };
+    if host_port.contains(':') {
+        format!("{scheme}://{host_port}")
+    } else {
+        format!("{scheme}://{host_port}:{default_port}")
+    }
+}
+
+#[test]
+fn the_documented_service_urls_are_ones_the_app_is_allowed_to_reach() {
+    let app = spin_app();
+    let allowed = |name: &str| {
+        app["spec"]["variables"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|variable| variable["name"] == name)
+            .and_then(|variable| variable["value"].as_str())
+            .unwrap_or_else(|| panic!("{name} has a value"))
+            .to_owned()
+    };
+    let readme = std::fs::read_to_string(root().join("deploy/README.md")).unwrap();
+    let literal = |key: &str| {
+        let start = readme
+            .find(&format!("--from-literal={key}='"))
+            .unwrap_or_else(|| panic!("the README's command sets {key}"))
+            + format!("--from-literal={key}='").len();
+        readme[start..].split('\'').next().unwrap().to_owned()
+    };
+    let secrets = documents("deploy/secret.example.yaml");
+    let example = |key: &str| secrets[0]["stringData"][key].as_str().unwrap().to_owned();
+    // A URL outside the allowed host gets 500 misconfigured.
+    for (key, allowed_host) in [
+        ("database_url", "database_allowed_host"),
+        ("redis_url", "redis_allowed_host"),
+    ] {
+        assert_eq!(origin(&literal(key)), allowed(allowed_host), "README {key}");
+        assert_eq!(
+            origin(&example(key)),
+            allowed(allowed_host),
+            "example {key}"
+        );
+    }
+    assert_eq!(
+        origin(&example("mail_url")),
+        allowed("mail_allowed_host"),
+        "example mail_url"
+    );
+}
+
 #[test]
 fn the_example_secrets_placeholder_keys_are_refused_if_left_in() {
     let secrets = documents("deploy/secret.example.yaml");

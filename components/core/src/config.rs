@@ -26,6 +26,9 @@ pub struct ConfigError {
     pub variable: &'static str,
     /// What is wrong with it, for the operator.
     pub reason: String,
+    /// Its provider could not be asked (503, retried), rather than the
+    /// value being wrong (500 `misconfigured`).
+    pub unreadable: bool,
 }
 
 impl ConfigError {
@@ -33,6 +36,7 @@ impl ConfigError {
         Self {
             variable,
             reason: reason.into(),
+            unreadable: false,
         }
     }
 }
@@ -119,14 +123,50 @@ pub struct MailSettings {
     pub mail_from: String,
 }
 
-/// Reads variables from a lookup (a name to its value; `None` when the
-/// component does not declare it), each checked.
-struct Variables<F: Fn(&str) -> Option<String>>(F);
+/// Why a variable has no value.
+enum Missing {
+    /// The component does not declare it.
+    Undeclared,
+    /// Its provider (Vault, say) could not be asked: a retry may work.
+    Unreadable(String),
+    /// Spin could not resolve it otherwise.
+    Unresolved(String),
+}
 
-impl<F: Fn(&str) -> Option<String>> Variables<F> {
+/// A variable's value, or why there is none.
+type Lookup = Result<String, Missing>;
+
+/// A variable from Spin.
+fn spin_variable(name: &str) -> Lookup {
+    use spin_sdk::variables::Error;
+    spin_sdk::variables::get(name).map_err(|error| match error {
+        Error::Provider(cause) => Missing::Unreadable(cause),
+        Error::Other(cause) => Missing::Unresolved(cause),
+        Error::InvalidName(_) | Error::Undefined(_) => Missing::Undeclared,
+    })
+}
+
+/// A lookup that knows only values and undeclared names (tests, tools).
+fn declared(lookup: impl Fn(&str) -> Option<String>) -> impl Fn(&str) -> Lookup {
+    move |name| lookup(name).ok_or(Missing::Undeclared)
+}
+
+/// Reads variables from a lookup, each checked.
+struct Variables<F: Fn(&str) -> Lookup>(F);
+
+impl<F: Fn(&str) -> Lookup> Variables<F> {
     fn get(&self, name: &'static str) -> Result<String, ConfigError> {
-        (self.0)(name).ok_or_else(|| {
-            ConfigError::new(name, "is not declared for this component in spin.toml")
+        (self.0)(name).map_err(|missing| match missing {
+            Missing::Undeclared => {
+                ConfigError::new(name, "is not declared for this component in spin.toml")
+            }
+            Missing::Unreadable(cause) => ConfigError {
+                unreadable: true,
+                ..ConfigError::new(name, format!("cannot be read from its provider: {cause}"))
+            },
+            Missing::Unresolved(cause) => {
+                ConfigError::new(name, format!("cannot be resolved: {cause}"))
+            }
         })
     }
 
@@ -239,10 +279,10 @@ const DAY: u64 = 86_400;
 
 /// Where the stores are, from the component's Spin variables.
 pub fn store_settings_from_spin() -> Result<StoreSettings, ConfigError> {
-    store_settings(&Variables(|name: &str| spin_sdk::variables::get(name).ok()))
+    store_settings(&Variables(spin_variable))
 }
 
-fn store_settings<F: Fn(&str) -> Option<String>>(
+fn store_settings<F: Fn(&str) -> Lookup>(
     variables: &Variables<F>,
 ) -> Result<StoreSettings, ConfigError> {
     Ok(StoreSettings {
@@ -255,13 +295,16 @@ fn store_settings<F: Fn(&str) -> Option<String>>(
 impl Config {
     /// Reads the component's Spin variables.
     pub fn from_spin() -> Result<Self, ConfigError> {
-        Self::from_source(|name| spin_sdk::variables::get(name).ok())
+        Self::read(&Variables(spin_variable))
     }
 
     /// Reads settings from `lookup`.
     pub fn from_source(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let variables = Variables(lookup);
-        let store = store_settings(&variables)?;
+        Self::read(&Variables(declared(lookup)))
+    }
+
+    fn read<F: Fn(&str) -> Lookup>(variables: &Variables<F>) -> Result<Self, ConfigError> {
+        let store = store_settings(variables)?;
         let jwt_algorithm = variables.algorithm("jwt_algorithm")?;
         let jwt_key = variables.key("jwt_key")?;
         let jwt_private_key = variables.signing_key("jwt_private_key")?;
@@ -294,23 +337,26 @@ impl Config {
 impl AuthSettings {
     /// Reads the `auth` component's Spin variables.
     pub fn from_spin() -> Result<Self, ConfigError> {
-        Self::from_source(|name| spin_sdk::variables::get(name).ok())
+        Self::read(&Variables(spin_variable))
     }
 
     /// Reads settings from `lookup`.
     pub fn from_source(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let variables = Variables(lookup);
+        Self::read(&Variables(declared(lookup)))
+    }
+
+    fn read<F: Fn(&str) -> Lookup>(variables: &Variables<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             access_token_ttl: variables.number("access_token_ttl", 1..=DAY)?,
             refresh_token_ttl: variables.number("refresh_token_ttl", 60..=365 * DAY)?,
             refresh_reuse_grace: variables.number("refresh_reuse_grace", 0..=300)?,
             session_max_lifetime: variables.number("session_max_lifetime", 60..=3650 * DAY)?,
-            admin_emails: admin_emails(&variables)?,
+            admin_emails: admin_emails(variables)?,
             login_failures_per_account: variables
                 .number("login_failures_per_account", 1..=1_000)?,
             login_failures_per_ip: variables.number("login_failures_per_ip", 1..=1_000_000)?,
             registrations_per_ip: variables.number("registrations_per_ip", 1..=1_000_000)?,
-            trusted_proxies: trusted_proxies(&variables)?,
+            trusted_proxies: trusted_proxies(variables)?,
             require_verified_email: variables.flag("require_verified_email")?,
             mail: MailSettings {
                 app_url: variables
@@ -341,20 +387,23 @@ pub struct AdminSettings {
 impl AdminSettings {
     /// Reads the `admin` component's Spin variables.
     pub fn from_spin() -> Result<Self, ConfigError> {
-        Self::from_source(|name| spin_sdk::variables::get(name).ok())
+        Self::read(&Variables(spin_variable))
     }
 
     /// Reads settings from `lookup`.
     pub fn from_source(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let variables = Variables(lookup);
+        Self::read(&Variables(declared(lookup)))
+    }
+
+    fn read<F: Fn(&str) -> Lookup>(variables: &Variables<F>) -> Result<Self, ConfigError> {
         Ok(Self {
-            admin_emails: admin_emails(&variables)?,
-            trusted_proxies: trusted_proxies(&variables)?,
+            admin_emails: admin_emails(variables)?,
+            trusted_proxies: trusted_proxies(variables)?,
         })
     }
 }
 
-fn admin_emails<F: Fn(&str) -> Option<String>>(
+fn admin_emails<F: Fn(&str) -> Lookup>(
     variables: &Variables<F>,
 ) -> Result<Vec<Email>, ConfigError> {
     variables.list("admin_emails", |entry| {
@@ -362,7 +411,7 @@ fn admin_emails<F: Fn(&str) -> Option<String>>(
     })
 }
 
-fn trusted_proxies<F: Fn(&str) -> Option<String>>(
+fn trusted_proxies<F: Fn(&str) -> Lookup>(
     variables: &Variables<F>,
 ) -> Result<Vec<IpNet>, ConfigError> {
     variables.list("trusted_proxies", |entry| {

@@ -1,6 +1,7 @@
 //! Reading the variables: defaults, refusals that name the variable.
 
 use super::*;
+use crate::error::ApiError;
 use std::collections::HashMap;
 
 fn defaults() -> HashMap<&'static str, String> {
@@ -215,4 +216,36 @@ fn trusted_proxies_are_networks_or_single_addresses() {
     };
     assert!(contains("10.1.2.3") && contains("127.0.0.1") && contains("::1"));
     assert!(!contains("127.0.0.2") && !contains("11.0.0.1"));
+}
+
+#[test]
+fn a_provider_that_cannot_be_asked_is_an_outage_not_a_misconfiguration() {
+    let values = defaults();
+    let vault_down = |name: &str| match name {
+        "jwt_key" => Err(Missing::Unreadable("connection refused".into())),
+        _ => values.get(name).cloned().ok_or(Missing::Undeclared),
+    };
+    let error = match Config::read(&Variables(vault_down)) {
+        Err(error) => error,
+        Ok(_) => panic!("accepted"),
+    };
+    assert_eq!(error.variable, "jwt_key");
+    assert!(error.unreadable);
+    let answer = crate::problem::response(&ApiError::from(error));
+    assert_eq!(answer.status, 503);
+    assert!(answer.header_value("retry-after").is_some());
+    let body = String::from_utf8(answer.body.clone()).unwrap();
+    assert!(body.contains("service_unavailable"), "{body}");
+    assert!(!body.contains("connection refused"), "{body}");
+
+    // Spin's other failures, and a name the component lacks, stay 500.
+    let undeclared = Config::from_source(|_| None).err().unwrap();
+    assert!(!undeclared.unreadable);
+    let other = |name: &str| match name {
+        "jwt_key" => Err(Missing::Unresolved("bad template".into())),
+        _ => values.get(name).cloned().ok_or(Missing::Undeclared),
+    };
+    let error = Config::read(&Variables(other)).err().unwrap();
+    assert!(!error.unreadable);
+    assert_eq!(crate::problem::response(&ApiError::from(error)).status, 500);
 }

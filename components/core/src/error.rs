@@ -278,6 +278,9 @@ impl ApiError {
             Self::Unavailable(Store::Sessions, _) => {
                 "The session store is unreachable; try again shortly.".to_owned()
             }
+            Self::Unavailable(Store::Settings, _) => {
+                "The service's settings cannot be read just now; try again shortly.".to_owned()
+            }
             Self::Misconfigured { variable, reason } => {
                 format!("The service variable `{variable}` {reason}.")
             }
@@ -318,6 +321,12 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<ConfigError> for ApiError {
     fn from(error: ConfigError) -> Self {
+        if error.unreadable {
+            return Self::Unavailable(
+                Store::Settings,
+                format!("`{}` {}", error.variable, error.reason),
+            );
+        }
         Self::Misconfigured {
             variable: error.variable,
             reason: error.reason,

@@ -1,4 +1,4 @@
-//! The library shared by spin-auth's two components.
+//! The library shared by spin-auth's components (auth, questions, admin).
 //!
 //! - [`domain`]: values that are valid by construction (`Email`,
 //!   `Password`, `TopicSlug`, ...), each with a `parse` that checks it once.

@@ -41,6 +41,9 @@ pub enum Store {
     Database,
     /// Sessions, refresh tokens and counters (Redis, or the database).
     Sessions,
+    /// The provider of the application variables (Vault, say), when one
+    /// is configured.
+    Settings,
 }
 
 /// Where the stores are.
