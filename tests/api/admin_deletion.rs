@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::admin::{
-    Admin, app_with_admin, delete_user, encoded, get_user, is_rfc3339_utc, pages, patch_user,
-    registered,
+    ADMIN, Admin, app_with_admin, delete_user, encoded, get_user, is_rfc3339_utc, pages,
+    patch_user, registered, user_id,
 };
 use crate::helpers::*;
 use crate::mfa::{oathtool_code, step_now};
@@ -19,6 +19,8 @@ on_every_backend!(
     a_user_deletes_their_own_account_with_their_password,
     the_audit_lists_events_newest_first_filtered_by_user_and_event,
     audit_pages_neither_repeat_nor_skip_events_while_new_ones_arrive,
+    two_admins_deleting_each_other_leave_the_kept_one_signed_in,
+    logins_racing_their_accounts_deletion_get_401_or_a_session_that_ends,
 );
 
 /// A user who left a trace in every store.
@@ -554,5 +556,89 @@ async fn audit_pages_neither_repeat_nor_skip_events_while_new_ones_arrive(backen
             .filter(|event| event["event"] == "login_succeeded")
             .count();
         assert_eq!(logins, 2, "{filters}: {:?}", &fresh[..new]);
+    }
+}
+
+/// The only two admins delete each other at once: one deletion is refused
+/// with 409, and that refusal ends nothing, so the admin that is kept stays
+/// signed in.
+async fn two_admins_deleting_each_other_leave_the_kept_one_signed_in(backend: Backend) {
+    let (app, mut first) = app_with_admin(backend).await;
+    for round in 0..4 {
+        let email = format!("second-{round}@example.com");
+        let id = registered(&app, &email).await;
+        let promoted =
+            patch_user(&app, &first.token, &id, json!({"roles": ["user", "admin"]})).await;
+        assert_eq!(promoted.status, 200, "{}", promoted.text);
+        let login = app.login(&email, PASSWORD).await;
+        let second = Admin {
+            id: user_id(&login),
+            token: login.access_token(),
+        };
+        let (by_first, by_second) = tokio::join!(
+            delete_user(&app, &first.token, &second.id),
+            delete_user(&app, &second.token, &first.id),
+        );
+        let statuses = [by_first.status, by_second.status];
+        assert_eq!(
+            statuses.iter().filter(|status| **status == 204).count(),
+            1,
+            "round {round}: {statuses:?} {} {}",
+            by_first.text,
+            by_second.text
+        );
+        assert!(statuses.iter().all(|status| *status < 500), "{statuses:?}");
+        let (kept, first_was_deleted) = if by_first.status == 204 {
+            (&first, false)
+        } else {
+            (&second, true)
+        };
+        let me = app.get("/auth/me", Some(&kept.token)).await;
+        assert_eq!(
+            me.status, 200,
+            "round {round}: the admin that was kept lost its session: {}",
+            me.text
+        );
+        if first_was_deleted {
+            // Back to one admin from admin_emails, for the next round.
+            app.register_verified(ADMIN, PASSWORD).await;
+            let login = app.login(ADMIN, PASSWORD).await;
+            first = Admin {
+                id: user_id(&login),
+                token: login.access_token(),
+            };
+            let removed = delete_user(&app, &first.token, &second.id).await;
+            assert_eq!(removed.status, 204, "{}", removed.text);
+        }
+    }
+}
+
+/// Logins that race their account's deletion get either 401 (or 429) or a
+/// session that ends with the account: never a 500 (on SQLite too, whose foreign
+/// key error does not say which key failed).
+async fn logins_racing_their_accounts_deletion_get_401_or_a_session_that_ends(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for round in 0..3 {
+        let email = format!("racer-{round}@example.com");
+        app.register(&email, PASSWORD).await;
+        let token = app.login(&email, PASSWORD).await.access_token();
+        let body = json!({"current_password": PASSWORD});
+        let (deleted, logins) = tokio::join!(
+            app.delete_json("/auth/me", body, Some(&token)),
+            futures::future::join_all((0..12).map(|_| app.login(&email, PASSWORD))),
+        );
+        assert_eq!(deleted.status, 204, "{}", deleted.text);
+        for login in &logins {
+            match login.status {
+                200 => {
+                    let me = app.get("/auth/me", Some(&login.access_token())).await;
+                    me.assert_problem(401, "invalid_token");
+                }
+                // A login for an account that is gone is a failed one,
+                // and counts towards throttling.
+                429 => login.assert_problem(429, "rate_limited"),
+                _ => login.assert_problem(401, "invalid_credentials"),
+            }
+        }
     }
 }

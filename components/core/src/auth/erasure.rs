@@ -13,19 +13,25 @@ use crate::store::Guarded;
 /// audit trail keeps its events; the caller records this one.
 ///
 /// Order: the last-admin rule is checked first, so a refusal touches
-/// nothing; then the sessions end, so every token stops working at once;
-/// then the rows go, in one transaction that checks the rule again; then
-/// the sessions are swept once more. A failure before the rows go leaves
-/// the account signed out but whole, and the same request retried (after
-/// signing in again, for the account's own) finishes the job.
+/// nothing; then, in one transaction that checks the rule again under the
+/// admins' locks (so of two admins deleting each other, the second is
+/// refused before it touches anything), the sessions end, so every token
+/// stops working at once, and the rows go; then the sessions are swept
+/// once more. A failure before the rows go leaves the account whole (and
+/// perhaps signed out), and the same request retried (after signing in
+/// again, for the account's own) finishes the job.
 pub fn erase(
     stores: AuthStores<'_>,
     admin_emails: &[Email],
     user_id: &str,
 ) -> Result<User, ApiError> {
     guarded(stores.directory.deletable(user_id, admin_emails)?)?;
-    stores.sessions.forget_user(user_id)?;
-    let user = guarded(stores.directory.delete_user(user_id, admin_emails)?)?;
+    let end_sessions = || stores.sessions.forget_user(user_id);
+    let user = guarded(
+        stores
+            .directory
+            .delete_user(user_id, admin_emails, &end_sessions)?,
+    )?;
     // A login that checked the account before the rows went may have
     // started a session since the first sweep; one that checks after finds
     // no account and ends its own.

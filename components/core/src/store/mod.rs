@@ -274,7 +274,16 @@ pub trait UserDirectory {
     /// Deletes the user and every row that names them (sessions and
     /// refresh tokens kept in this store, answers, second factor, email
     /// links, mail to them); the audit trail keeps its events.
-    fn delete_user(&self, id: &str, admin_emails: &[Email]) -> StoreResult<Guarded<User>>;
+    /// `end_sessions` runs once the last-admin rule holds, serialised with
+    /// other deletions and changes of admins and before any row goes: a
+    /// refused deletion ends nothing, and one whose sessions cannot be
+    /// ended deletes nothing.
+    fn delete_user(
+        &self,
+        id: &str,
+        admin_emails: &[Email],
+        end_sessions: &dyn Fn() -> StoreResult<()>,
+    ) -> StoreResult<Guarded<User>>;
 }
 
 /// How long sessions and their tokens live.

@@ -155,7 +155,8 @@ pub enum SqlError {
     /// A unique constraint refused the row.
     UniqueViolation(String),
     /// A foreign key to `users` refused the row: the user is gone
-    /// (PostgreSQL; SQLite runs here without foreign keys).
+    /// (PostgreSQL, whose error names the key; SQLite's does not, so the
+    /// SQLite paths that race a deletion check the user themselves).
     UserGone(String),
     /// Anything else.
     Other(String),

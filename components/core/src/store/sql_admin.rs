@@ -190,14 +190,24 @@ impl UserDirectory for SqlStore {
         Ok(Guarded::Done(user))
     }
 
-    fn delete_user(&self, id: &str, admin_emails: &[Email]) -> StoreResult<Guarded<User>> {
+    fn delete_user(
+        &self,
+        id: &str,
+        admin_emails: &[Email],
+        end_sessions: &dyn Fn() -> StoreResult<()>,
+    ) -> StoreResult<Guarded<User>> {
         self.transaction(|store| {
             let user = match store.deletable(id, admin_emails)? {
                 Guarded::Done(user) => user,
                 refused => return Ok(refused),
             };
-            // Explicitly, child tables first: SQLite enforces the schema's
-            // ON DELETE CASCADE only on connections that turned it on.
+            // Under the admins' row locks: a deletion that a concurrent one
+            // makes the last admin's waits here and is refused above, not
+            // after it has ended that admin's sessions.
+            end_sessions()?;
+            // Explicitly, child tables first, not left to ON DELETE CASCADE:
+            // SQLite enforces foreign keys only where it was built or told
+            // to (Spin's and the local host's are).
             store.execute(
                 "DELETE FROM refresh_tokens WHERE session_id IN \
                  (SELECT id FROM sessions WHERE user_id = $1)",

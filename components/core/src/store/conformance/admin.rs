@@ -68,8 +68,16 @@ pub(super) fn changes_keep_an_admin(subject: &Subject<'_>) -> CaseResult {
     expect(demoted, true, "demoting the only admin")?;
     let disabled = store(directory.change_user(&a, &change(None, Some(true)), none, now))?;
     expect(disabled, true, "disabling the only admin")?;
-    let deleted = store(directory.delete_user(&a, none))?;
+    let ended = std::cell::Cell::new(0);
+    let end_sessions = || {
+        ended.set(ended.get() + 1);
+        Ok(())
+    };
+    let deleted = store(directory.delete_user(&a, none, &end_sessions))?;
     expect(deleted, true, "deleting the only admin")?;
+    ensure(ended.get() == 0, || {
+        "a refused deletion ended the admin's sessions".to_owned()
+    })?;
     let deletable = store(directory.deletable(&a, none))?;
     expect(deletable, true, "the only admin as deletable")?;
 
@@ -144,14 +152,34 @@ pub(super) fn deletion(subject: &Subject<'_>) -> CaseResult {
     ensure(matches!(rotation, Rotation::Invalid), || {
         format!("a forgotten token rotated: {rotation:?}")
     })?;
-    let deleted = store(subject.directory.delete_user(&user, &[]))?;
+    let ended = std::cell::Cell::new(0);
+    let end_sessions = || {
+        ended.set(ended.get() + 1);
+        Ok(())
+    };
+    let deleted = store(subject.directory.delete_user(&user, &[], &end_sessions))?;
     ensure(matches!(&deleted, Guarded::Done(u) if u.id == user), || {
         format!("deleting: {deleted:?}")
+    })?;
+    ensure(ended.get() == 1, || {
+        format!("a deletion ended the sessions {} times", ended.get())
+    })?;
+    // Sessions that cannot be ended leave the user in place.
+    let (kept, _) = new_user(subject)?;
+    let refused = subject.directory.delete_user(&kept, &[], &|| {
+        Err(crate::store::StoreError::Unavailable(
+            crate::store::Store::Sessions,
+            "down".into(),
+        ))
+    });
+    ensure(refused.is_err(), || format!("deleted anyway: {refused:?}"))?;
+    ensure(store(subject.users.user_by_id(&kept))?.is_some(), || {
+        "a user whose sessions could not end was deleted".to_owned()
     })?;
     ensure(store(subject.users.user_by_id(&user))?.is_none(), || {
         "a deleted user is found".to_owned()
     })?;
-    let again = store(subject.directory.delete_user(&user, &[]))?;
+    let again = store(subject.directory.delete_user(&user, &[], &|| Ok(())))?;
     ensure(matches!(again, Guarded::NotFound), || {
         format!("deleting twice: {again:?}")
     })

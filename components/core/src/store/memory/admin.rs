@@ -69,9 +69,15 @@ impl UserDirectory for MemoryStore {
         Ok(Guarded::Done(user))
     }
 
-    fn delete_user(&self, id: &str, admin_emails: &[Email]) -> StoreResult<Guarded<User>> {
+    fn delete_user(
+        &self,
+        id: &str,
+        admin_emails: &[Email],
+        end_sessions: &dyn Fn() -> StoreResult<()>,
+    ) -> StoreResult<Guarded<User>> {
         let outcome = self.deletable(id, admin_emails)?;
         if let Guarded::Done(user) = &outcome {
+            end_sessions()?;
             self.forget_user_data(id, user);
         }
         Ok(outcome)
