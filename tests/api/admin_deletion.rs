@@ -11,7 +11,7 @@ use crate::admin::{
     patch_user, registered, user_id,
 };
 use crate::helpers::*;
-use crate::mfa::{oathtool_code, step_now};
+use crate::mfa::{enrolled, oathtool_code, step_now};
 use crate::on_every_backend;
 
 on_every_backend!(
@@ -21,6 +21,7 @@ on_every_backend!(
     audit_pages_neither_repeat_nor_skip_events_while_new_ones_arrive,
     two_admins_deleting_each_other_leave_the_kept_one_signed_in,
     logins_racing_their_accounts_deletion_get_401_or_a_session_that_ends,
+    second_factor_logins_racing_their_accounts_deletion_get_401_not_500,
 );
 
 /// A user who left a trace in every store.
@@ -636,6 +637,38 @@ async fn logins_racing_their_accounts_deletion_get_401_or_a_session_that_ends(ba
                 }
                 // A login for an account that is gone is a failed one,
                 // and counts towards throttling.
+                429 => login.assert_problem(429, "rate_limited"),
+                _ => login.assert_problem(401, "invalid_credentials"),
+            }
+        }
+    }
+}
+
+/// The same race for an account with a second factor, whose password login
+/// stores a challenge that refers to the account.
+async fn second_factor_logins_racing_their_accounts_deletion_get_401_not_500(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for _ in 0..3 {
+        let account = enrolled(&app).await;
+        let body = json!({"current_password": PASSWORD});
+        let (deleted, logins) = tokio::join!(
+            app.delete_json("/auth/me", body, Some(&account.token)),
+            futures::future::join_all((0..12).map(|_| app.login(&account.email, PASSWORD))),
+        );
+        assert_eq!(deleted.status, 204, "{}", deleted.text);
+        for login in &logins {
+            match login.status {
+                403 => {
+                    // Its challenge went with the account.
+                    let mfa_token = login.json()["mfa_token"].as_str().unwrap().to_owned();
+                    app.post_json(
+                        "/auth/mfa/verify",
+                        json!({"mfa_token": mfa_token, "code": "000000"}),
+                        None,
+                    )
+                    .await
+                    .assert_problem(401, "invalid_mfa_token");
+                }
                 429 => login.assert_problem(429, "rate_limited"),
                 _ => login.assert_problem(401, "invalid_credentials"),
             }

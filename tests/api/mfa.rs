@@ -60,7 +60,7 @@ async fn enrolling(app: &TestApp) -> (String, String, String, String) {
 /// step whose code the confirmation used).
 pub(crate) struct Enrolled {
     pub(crate) email: String,
-    token: String,
+    pub(crate) token: String,
     secret: String,
     recovery_codes: Vec<String>,
     used_step: i64,

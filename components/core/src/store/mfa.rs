@@ -204,9 +204,12 @@ impl MfaStore for SqlStore {
             "DELETE FROM mfa_challenges WHERE user_id = $1 AND expires_at <= $2",
             &[challenge.user_id.as_str().into(), now.into()],
         )?;
-        self.execute(
+        // Only while the user is there: a login racing its account's
+        // deletion is told from a bug without reading a foreign-key error,
+        // which SQLite does not name.
+        let inserted = self.execute(
             "INSERT INTO mfa_challenges (digest, user_id, credential_version, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)",
             &[
                 digest.into(),
                 challenge.user_id.as_str().into(),
@@ -215,6 +218,9 @@ impl MfaStore for SqlStore {
                 expires_at.into(),
             ],
         )?;
+        if inserted == 0 {
+            return Err(StoreError::Gone(format!("no user {}", challenge.user_id)));
+        }
         Ok(())
     }
 

@@ -195,9 +195,11 @@ impl QuestionStore for SqlStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let correct = i64::from(answer_index == question.answer_index);
-        self.execute(
+        // Only while the user is there (an answer racing the account's
+        // deletion), without reading a foreign-key error SQLite does not name.
+        let recorded = self.execute(
             "INSERT INTO answers (user_id, question_id, topic_id, answer_index, correct, answered_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
              ON CONFLICT (user_id, question_id) DO UPDATE SET \
                answer_index = $4, correct = $5, answered_at = $6",
             &[
@@ -209,6 +211,9 @@ impl QuestionStore for SqlStore {
                 now.into(),
             ],
         )?;
+        if recorded == 0 {
+            return Err(StoreError::Gone(format!("no user {user_id}")));
+        }
         Ok(())
     }
 }
