@@ -165,7 +165,9 @@ impl<F: Fn(&str) -> Lookup> Variables<F> {
                 ..ConfigError::new(name, format!("cannot be read from its provider: {cause}"))
             },
             Missing::Unresolved(cause) => {
-                ConfigError::new(name, format!("cannot be resolved: {cause}"))
+                // Spin's words stay in the log; the client gets the name.
+                eprintln!("variable {name} cannot be resolved: {cause}");
+                ConfigError::new(name, "cannot be resolved (the cause is in the log)")
             }
         })
     }

@@ -3,7 +3,7 @@
 
 use super::AuthStores;
 use super::throttling::counters_naming;
-use crate::domain::{Email, User};
+use crate::domain::{Email, User, is_active_admin};
 use crate::error::ApiError;
 use crate::store::Guarded;
 
@@ -13,11 +13,11 @@ use crate::store::Guarded;
 /// audit trail keeps its events; the caller records this one.
 ///
 /// Order: the last-admin rule is checked first, so a refusal touches
-/// nothing; then, in one transaction that checks the rule again under the
-/// admins' locks (so of two admins deleting each other, the second is
-/// refused before it touches anything), the sessions end, so every token
-/// stops working at once, and the rows go; then the sessions are swept
-/// once more. A failure before the rows go leaves the account whole (and
+/// nothing; then the sessions end, so every token stops working at once
+/// (an admin's inside the transaction below, after the rule is checked
+/// again under the admins' locks: of two admins deleting each other, the
+/// second is refused before it touches anything); then the rows go, in
+/// that transaction; then the sessions are swept once more. A failure before the rows go leaves the account whole (and
 /// perhaps signed out), and the same request retried (after signing in
 /// again, for the account's own) finishes the job.
 pub fn erase(
@@ -25,8 +25,18 @@ pub fn erase(
     admin_emails: &[Email],
     user_id: &str,
 ) -> Result<User, ApiError> {
-    guarded(stores.directory.deletable(user_id, admin_emails)?)?;
-    let end_sessions = || stores.sessions.forget_user(user_id);
+    let target = guarded(stores.directory.deletable(user_id, admin_emails)?)?;
+    // Only an admin's deletion can be refused by a concurrent one, so only
+    // an admin's sessions end under the rule's locks; anyone else's end
+    // before, so that a slow session store holds no lock up.
+    let under_lock = is_active_admin(&target, admin_emails);
+    if !under_lock {
+        stores.sessions.forget_user(user_id)?;
+    }
+    let end_sessions = || match under_lock {
+        true => stores.sessions.forget_user(user_id),
+        false => Ok(()),
+    };
     let user = guarded(
         stores
             .directory

@@ -111,6 +111,10 @@ const CASES: &[Case] = &[
         mfa::challenges_once,
     ),
     (
+        "second-factor rows for a deleted user are refused as gone",
+        mfa::writes_for_a_deleted_user_are_gone,
+    ),
+    (
         "users are listed by email prefix in byte order, page after page",
         admin::users_listed,
     ),

@@ -127,10 +127,13 @@ impl LinkStore for SqlStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
+        // Only while the user is there: a request racing the account's
+        // deletion is told from a bug without reading a foreign-key error,
+        // which SQLite does not name.
         let insert = |store: &SqlStore| {
             store.execute(
                 "INSERT INTO email_tokens (digest, user_id, purpose, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)",
                 &[
                     digest.as_str().into(),
                     user_id.into(),
@@ -140,9 +143,12 @@ impl LinkStore for SqlStore {
                 ],
             )
         };
+        let gone = || StoreError::Gone(format!("no user {user_id}"));
         if !purpose.newest_only() {
-            insert(self)?;
-            return Ok(());
+            return match insert(self)? {
+                0 => Err(gone()),
+                _ => Ok(()),
+            };
         }
         // Voiding and inserting are two statements: under the user's row
         // lock (SQLite: the write lock), so that of two concurrent requests

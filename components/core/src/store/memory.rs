@@ -176,6 +176,16 @@ impl UserStore for MemoryStore {
 }
 
 impl MemoryStore {
+    /// `Gone` unless `user_id` exists, as the SQL stores answer a row
+    /// written for a user deleted meanwhile.
+    pub(super) fn gone_unless_user(&self, user_id: &str) -> StoreResult<()> {
+        if self.users.borrow().contains_key(user_id) {
+            Ok(())
+        } else {
+            Err(crate::store::StoreError::Gone(format!("no user {user_id}")))
+        }
+    }
+
     /// `user` with `mfa_enabled` as the TOTP table says.
     fn with_mfa(&self, mut user: User) -> User {
         user.mfa_enabled = self

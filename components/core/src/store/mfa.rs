@@ -79,12 +79,21 @@ impl MfaStore for SqlStore {
     fn begin_totp(&self, user_id: &str, sealed_secret: &str, now: Timestamp) -> StoreResult<bool> {
         // One statement: inserts, or replaces a pending secret, and leaves
         // an enabled one alone (then no row changes).
+        // Only while the user is there (see `create_challenge`).
         let changed = self.execute(
-            "INSERT INTO user_totp (user_id, sealed_secret, created_at) VALUES ($1, $2, $3) \
+            "INSERT INTO user_totp (user_id, sealed_secret, created_at) \
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
              ON CONFLICT (user_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, \
              created_at = excluded.created_at WHERE user_totp.enabled_at IS NULL",
             &[user_id.into(), sealed_secret.into(), now.into()],
         )?;
+        if changed == 0
+            && self
+                .read("SELECT 1 FROM users WHERE id = $1", &[user_id.into()])?
+                .is_empty()
+        {
+            return Err(StoreError::Gone(format!("no user {user_id}")));
+        }
         Ok(changed == 1)
     }
 
@@ -113,6 +122,20 @@ impl MfaStore for SqlStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         self.transaction(|tx| {
+            // The user's row first, as a deletion locks it: taken in the
+            // other order, the two would wait on each other (PostgreSQL),
+            // and the recovery codes' foreign key would need reading
+            // (SQLite does not name it).
+            let user = tx.query(
+                &format!(
+                    "SELECT id FROM users WHERE id = $1{}",
+                    tx.dialect().for_no_key_update()
+                ),
+                &[user_id.into()],
+            )?;
+            if user.is_empty() {
+                return Err(StoreError::Gone(format!("no user {user_id}")));
+            }
             let changed = tx.execute(
                 "UPDATE user_totp SET enabled_at = $3, last_used_step = $4 \
                  WHERE user_id = $1 AND sealed_secret = $2 AND enabled_at IS NULL",

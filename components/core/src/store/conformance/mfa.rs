@@ -172,3 +172,41 @@ pub(super) fn challenges_once(subject: &Subject<'_>) -> CaseResult {
         || "an expired challenge was taken".to_owned(),
     )
 }
+
+/// Rows that name a user deleted meanwhile (a request racing the account's
+/// deletion) are refused as `Gone`, never as a foreign-key failure.
+pub(super) fn writes_for_a_deleted_user_are_gone(subject: &Subject<'_>) -> CaseResult {
+    let now = clock::now();
+    let (user, _) = new_user(subject)?;
+    let deleted = store(subject.directory.delete_user(&user, &[], &|| Ok(())))?;
+    ensure(matches!(deleted, crate::store::Guarded::Done(_)), || {
+        format!("deleting: {deleted:?}")
+    })?;
+    let gone = |what: &str, outcome: Result<(), crate::store::StoreError>| {
+        ensure(
+            matches!(outcome, Err(crate::store::StoreError::Gone(_))),
+            || format!("{what} for a deleted user: {outcome:?}"),
+        )
+    };
+    gone(
+        "an enrolment",
+        subject.mfa.begin_totp(&user, "sealed", now).map(|_| ()),
+    )?;
+    gone(
+        "turning TOTP on",
+        subject
+            .mfa
+            .enable_totp(&user, "sealed", 1, &["digest".to_owned()], now)
+            .map(|_| ()),
+    )?;
+    let challenge = MfaChallenge {
+        user_id: user.clone(),
+        credential_version: 0,
+    };
+    gone(
+        "a pending login",
+        subject
+            .mfa
+            .create_challenge(&fresh_id(), &challenge, now, now + 300),
+    )
+}

@@ -45,6 +45,7 @@ impl LinkStore for MemoryStore {
         _now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
+        self.gone_unless_user(user_id)?;
         let mut links = self.links.borrow_mut();
         if purpose.newest_only() {
             links

@@ -13,6 +13,7 @@ pub(super) struct MemoryTotp {
 
 impl MfaStore for MemoryStore {
     fn begin_totp(&self, user_id: &str, sealed_secret: &str, _now: Timestamp) -> StoreResult<bool> {
+        self.gone_unless_user(user_id)?;
         let mut totp = self.totp.borrow_mut();
         if totp.get(user_id).is_some_and(|t| t.enabled) {
             return Ok(false);
@@ -43,6 +44,7 @@ impl MfaStore for MemoryStore {
         recovery_digests: &[String],
         _now: Timestamp,
     ) -> StoreResult<bool> {
+        self.gone_unless_user(user_id)?;
         let mut totp = self.totp.borrow_mut();
         match totp.get_mut(user_id) {
             Some(t) if !t.enabled && t.sealed_secret == sealed_secret => {
@@ -106,6 +108,7 @@ impl MfaStore for MemoryStore {
         _now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
+        self.gone_unless_user(&challenge.user_id)?;
         self.challenges
             .borrow_mut()
             .insert(digest.to_owned(), (challenge.clone(), expires_at));
