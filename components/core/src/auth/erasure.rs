@@ -17,9 +17,10 @@ use crate::store::Guarded;
 /// (an admin's inside the transaction below, after the rule is checked
 /// again under the admins' locks: of two admins deleting each other, the
 /// second is refused before it touches anything); then the rows go, in
-/// that transaction; then the sessions are swept once more. A failure before the rows go leaves the account whole (and
-/// perhaps signed out), and the same request retried (after signing in
-/// again, for the account's own) finishes the job.
+/// that transaction; then the sessions are swept once more. A failure
+/// before the rows go leaves the account whole (and perhaps signed out),
+/// and the same request retried (after signing in again, for the
+/// account's own) finishes the job.
 pub fn erase(
     stores: AuthStores<'_>,
     admin_emails: &[Email],
