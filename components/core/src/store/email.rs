@@ -156,16 +156,7 @@ impl LinkStore for SqlStore {
         // other's. The lock does not hold up inserts that refer to the user
         // (its sessions), only other writers of the row.
         self.transaction(|tx| {
-            let user = tx.query(
-                &format!(
-                    "SELECT id FROM users WHERE id = $1{}",
-                    tx.dialect().for_no_key_update()
-                ),
-                &[user_id.into()],
-            )?;
-            if user.is_empty() {
-                return Err(StoreError::Gone(format!("no user {user_id}")));
-            }
+            tx.lock_user(user_id)?;
             tx.execute(
                 "UPDATE email_tokens SET used_at = $3 \
                  WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",

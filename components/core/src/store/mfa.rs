@@ -126,16 +126,7 @@ impl MfaStore for SqlStore {
             // other order, the two would wait on each other (PostgreSQL),
             // and the recovery codes' foreign key would need reading
             // (SQLite does not name it).
-            let user = tx.query(
-                &format!(
-                    "SELECT id FROM users WHERE id = $1{}",
-                    tx.dialect().for_no_key_update()
-                ),
-                &[user_id.into()],
-            )?;
-            if user.is_empty() {
-                return Err(StoreError::Gone(format!("no user {user_id}")));
-            }
+            tx.lock_user(user_id)?;
             let changed = tx.execute(
                 "UPDATE user_totp SET enabled_at = $3, last_used_step = $4 \
                  WHERE user_id = $1 AND sealed_secret = $2 AND enabled_at IS NULL",

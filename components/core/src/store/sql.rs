@@ -426,6 +426,24 @@ impl SqlStore {
         }
     }
 
+    /// Inside a transaction: locks user `user_id`'s row against other
+    /// writers of it and its deletion (PostgreSQL; SQLite's transaction
+    /// holds the write lock already), without holding up inserts that refer
+    /// to the user; `Gone` when the user no longer exists.
+    pub(super) fn lock_user(&self, user_id: &str) -> StoreResult<()> {
+        let user = self.query(
+            &format!(
+                "SELECT id FROM users WHERE id = $1{}",
+                self.dialect().for_no_key_update()
+            ),
+            &[user_id.into()],
+        )?;
+        if user.is_empty() {
+            return Err(StoreError::Gone(format!("no user {user_id}")));
+        }
+        Ok(())
+    }
+
     /// Checks the database answers (for `/health`).
     pub fn ping(&self) -> StoreResult<()> {
         self.db
